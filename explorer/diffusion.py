@@ -1,0 +1,157 @@
+"""The tutorial's equations of the forward and reverse process.
+
+Tensors are torch, images float32 in [-1, 1] with shape (B, C, H, W); ``t`` is
+an int or a LongTensor of shape (B,) holding the tutorial's t (0 = clean,
+T = noisiest). Schedule coefficients are looked up in float64 and cast to the
+tensor's dtype at the last moment.
+
+Notation (Ho et al. 2020):
+    alpha_t = 1 - beta_t,   alpha_bar_t = prod_{i=1..t} alpha_i
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from .schedules import Schedule
+
+X0_RANGE = (-1.0, 1.0)  # images live in [-1, 1]; x̂_0 is clipped to this range
+
+
+def _coef(values: np.ndarray, t, like: torch.Tensor) -> torch.Tensor:
+    """values[t] as a tensor broadcastable against ``like`` (shape (B, 1, 1, ...) or scalar)."""
+    if isinstance(t, torch.Tensor) and t.ndim > 0:
+        out = torch.as_tensor(values[t.cpu().numpy()], dtype=like.dtype, device=like.device)
+        return out.reshape(-1, *([1] * (like.ndim - 1)))
+    return torch.tensor(float(values[int(t)]), dtype=like.dtype, device=like.device)
+
+
+def _check_t(t, s: Schedule, lowest: int = 0) -> None:
+    ts = t.cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
+    if ts.size and (ts.min() < lowest or ts.max() > s.T):
+        raise ValueError(f"t must lie in [{lowest}, {s.T}] for this schedule, got {ts.min()}..{ts.max()}.")
+
+
+def q_sample(x0: torch.Tensor, t, noise: torch.Tensor, s: Schedule) -> torch.Tensor:
+    """Sample q(x_t | x_0) in closed form: x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps."""
+    _check_t(t, s)
+    return _coef(s.sqrt_alpha_bars, t, x0) * x0 + _coef(s.sqrt_one_minus_alpha_bars, t, x0) * noise
+
+
+def q_step(x_prev: torch.Tensor, t, noise: torch.Tensor, s: Schedule) -> torch.Tensor:
+    """Sample one forward step q(x_t | x_{t-1}): x_t = sqrt(alpha_t) x_{t-1} + sqrt(1 - alpha_t) z_t."""
+    _check_t(t, s, lowest=1)
+    return _coef(np.sqrt(s.alphas), t, x_prev) * x_prev + _coef(np.sqrt(s.betas), t, x_prev) * noise
+
+
+def forward_chain(x0: torch.Tensor, s: Schedule, generator: torch.Generator | None = None) -> Iterator[torch.Tensor]:
+    """Iterate q(x_t | x_{t-1}) for t = 1..T with fresh noise z_t each step; yields x_1, ..., x_T.
+
+    Its marginals equal the closed form q(x_t | x_0); the tests check mean and variance.
+    """
+    x = x0
+    for t in range(1, s.T + 1):
+        z = torch.randn(x.shape, generator=generator, dtype=x.dtype)
+        x = q_step(x, t, z, s)
+        yield x
+
+
+def q_posterior(x_t: torch.Tensor, x0: torch.Tensor, t, s: Schedule) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and variance of the posterior q(x_{t-1} | x_t, x_0) (Ho et al. eq. 6-7).
+
+    mean = beta_t sqrt(alpha_bar_{t-1}) / (1 - alpha_bar_t) · x_0
+         + (1 - alpha_bar_{t-1}) sqrt(alpha_t) / (1 - alpha_bar_t) · x_t
+    var  = beta_t (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t)          (= beta-tilde_t)
+    """
+    _check_t(t, s, lowest=1)
+    t_prev = t - 1
+    one_minus_ab = _coef(1.0 - s.alpha_bars, t, x_t)
+    coef_x0 = _coef(s.betas, t, x_t) * _coef(s.sqrt_alpha_bars, t_prev, x_t) / one_minus_ab
+    coef_xt = _coef(1.0 - s.alpha_bars, t_prev, x_t) * _coef(np.sqrt(s.alphas), t, x_t) / one_minus_ab
+    mean = coef_x0 * x0 + coef_xt * x_t
+    var = _coef(s.betas, t, x_t) * _coef(1.0 - s.alpha_bars, t_prev, x_t) / one_minus_ab
+    return mean, var.expand_as(mean)
+
+
+def predict_x0(x_t: torch.Tensor, t, eps: torch.Tensor, s: Schedule) -> torch.Tensor:
+    """Invert the closed form for x_0: x̂_0 = (x_t - sqrt(1 - alpha_bar_t) ε) / sqrt(alpha_bar_t).
+
+    Undefined where alpha_bar_t = 0 (zero terminal SNR); the samplers avoid that point.
+    """
+    _check_t(t, s)
+    return (x_t - _coef(s.sqrt_one_minus_alpha_bars, t, x_t) * eps) / _coef(s.sqrt_alpha_bars, t, x_t)
+
+
+def predict_eps(x_t: torch.Tensor, t, x0: torch.Tensor, s: Schedule) -> torch.Tensor:
+    """The noise that explains x_t given x_0: ε = (x_t - sqrt(alpha_bar_t) x_0) / sqrt(1 - alpha_bar_t)."""
+    _check_t(t, s, lowest=1)
+    return (x_t - _coef(s.sqrt_alpha_bars, t, x_t) * x0) / _coef(s.sqrt_one_minus_alpha_bars, t, x_t)
+
+
+def ddpm_step(
+    x_t: torch.Tensor, t, eps: torch.Tensor, s: Schedule, noise: torch.Tensor | None, clip_x0: bool = True
+) -> torch.Tensor:
+    """One ancestral step x_t -> x_{t-1} ~ p(x_{t-1} | x_t) (Ho et al. Alg. 2), variance beta-tilde_t.
+
+    1. x̂_0 from the predicted noise (clipped to [-1, 1] if ``clip_x0``)
+    2. posterior mean and variance of q(x_{t-1} | x_t, x̂_0)
+    3. x_{t-1} = mean + sqrt(var) · z, with no noise added at t = 1
+    """
+    # 1. predicted clean image
+    x0_hat = predict_x0(x_t, t, eps, s)
+    if clip_x0:
+        x0_hat = x0_hat.clamp(*X0_RANGE)
+    # 2. posterior q(x_{t-1} | x_t, x̂_0)
+    mean, var = q_posterior(x_t, x0_hat, t, s)
+    # 3. add noise except on the last step (t = 1 -> x_0)
+    if noise is None:
+        return mean
+    ts = t if isinstance(t, torch.Tensor) else torch.tensor(t)
+    nonzero = (ts > 1).to(x_t.dtype).reshape(-1, *([1] * (x_t.ndim - 1))) if ts.ndim else (ts > 1).to(x_t.dtype)
+    return mean + nonzero * var.sqrt() * noise
+
+
+def ddim_sigma(t, t_prev, s: Schedule, eta: float) -> float:
+    """DDIM's sigma_t(eta) = eta · sqrt((1 - ab_prev)/(1 - ab_t)) · sqrt(1 - ab_t/ab_prev) (Song et al. eq. 16)."""
+    ab_t, ab_prev = s.alpha_bars[int(t)], s.alpha_bars[int(t_prev)]
+    return float(eta * np.sqrt((1.0 - ab_prev) / (1.0 - ab_t) * (1.0 - ab_t / ab_prev)))
+
+
+def ddim_step(
+    x_t: torch.Tensor,
+    t: int,
+    t_prev: int,
+    eps: torch.Tensor,
+    s: Schedule,
+    eta: float = 0.0,
+    noise: torch.Tensor | None = None,
+    clip_x0: bool = True,
+) -> torch.Tensor:
+    """One DDIM step x_t -> x_{t_prev} (Song et al. 2021, eq. 12), as diffusers' DDIMScheduler.step.
+
+    x_{t_prev} = sqrt(ab_prev) x̂_0 + sqrt(1 - ab_prev - sigma²) ε + sigma z
+    ``t_prev = 0`` means alpha_bar = 1 (the clean image).
+    """
+    _check_t(t, s, lowest=1)
+    if not 0 <= int(t_prev) < int(t):
+        raise ValueError(f"t_prev must lie in [0, t), got t={t}, t_prev={t_prev}.")
+    if not 0.0 <= eta <= 1.0:
+        raise ValueError(f"eta must lie in [0, 1], got {eta}.")
+    # 1. predicted clean image
+    x0_hat = predict_x0(x_t, t, eps, s)
+    if clip_x0:
+        x0_hat = x0_hat.clamp(*X0_RANGE)
+    # 2. sigma_t(eta) and the direction pointing to x_t
+    sigma = ddim_sigma(t, t_prev, s, eta)
+    ab_prev = float(s.alpha_bars[int(t_prev)])
+    direction = (1.0 - ab_prev - sigma**2) ** 0.5 * eps
+    # 3. x_{t_prev}
+    x_prev = ab_prev**0.5 * x0_hat + direction
+    if eta > 0:
+        if noise is None:
+            raise ValueError("ddim_step with eta > 0 needs a noise tensor.")
+        x_prev = x_prev + sigma * noise
+    return x_prev

@@ -1,0 +1,208 @@
+"""Noise schedules: beta_t for t = 1..T, and everything derived from it.
+
+Indexing follows the tutorial: t = 0 is the clean image, t = T is (close to)
+pure noise. Every array of a :class:`Schedule` has length T + 1 and index t is
+the tutorial's t; index 0 holds beta_0 = 0, alpha_0 = 1, alpha_bar_0 = 1.
+
+All arrays are float64 and read-only: they are computed once here and
+imported everywhere else (one source of truth).
+
+The beta formulas are those of diffusers' ``DDPMScheduler`` so the numbers
+equal the reference implementation (tests check this):
+
+- ``linear``         Ho et al. 2020: beta linear from beta_start to beta_end.
+- ``scaled_linear``  Stable Diffusion: sqrt(beta) linear from sqrt(beta_start)
+                     to sqrt(beta_end).
+- ``cosine``         Nichol & Dhariwal 2021 (diffusers "squaredcos_cap_v2"):
+                     alpha_bar(t) = cos²(((t/T + s) / (1 + s)) · π/2),
+                     beta_t = min(1 - alpha_bar(t)/alpha_bar(t-1), max_beta).
+- ``sigmoid``        GeoDiff (Xu et al. 2022), diffusers' "sigmoid":
+                     beta = sigmoid(linspace(-6, 6, T)) · (beta_end - beta_start)
+                     + beta_start. (Not the sigmoid-on-alpha_bar schedule of
+                     Jabri et al. 2022.)
+
+``zero_terminal_snr=True`` rescales any of them as Lin et al. 2023 (Alg. 1)
+so that alpha_bar_T = 0 exactly (SNR_T = 0, log-SNR_T = -inf).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+
+SCHEDULE_NAMES = ("linear", "scaled_linear", "cosine", "sigmoid")
+
+# Defaults per family: one source of truth for the UI, the CLIs and the tests.
+DEFAULT_T = 1000
+DEFAULT_BETAS = {
+    "linear": (1e-4, 0.02),  # Ho et al. 2020
+    "scaled_linear": (0.00085, 0.012),  # Stable Diffusion v1
+    "sigmoid": (1e-4, 0.02),
+}
+DEFAULT_COSINE_S = 0.008
+DEFAULT_MAX_BETA = 0.999
+MAX_T = 100_000  # far beyond any real schedule; keeps memory per call bounded
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A noise schedule and the quantities derived from it, all length T + 1."""
+
+    name: str
+    T: int
+    params: dict = field(compare=False)
+    betas: np.ndarray = field(repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        betas = self.betas
+        alphas = 1.0 - betas
+        alpha_bars = np.cumprod(alphas)  # alpha_bar_t = prod_{i<=t} alpha_i
+        with np.errstate(divide="ignore"):
+            snr = alpha_bars / (1.0 - alpha_bars)  # SNR(t) = alpha_bar / (1 - alpha_bar)
+            log_snr = np.log(snr)
+        derived = {
+            "alphas": alphas,
+            "alpha_bars": alpha_bars,
+            "snr": snr,
+            "log_snr": log_snr,
+            "sqrt_alpha_bars": np.sqrt(alpha_bars),
+            "sqrt_one_minus_alpha_bars": np.sqrt(1.0 - alpha_bars),
+        }
+        for name, arr in {"betas": betas, **derived}.items():
+            arr = np.array(arr, dtype=np.float64)
+            arr.setflags(write=False)
+            object.__setattr__(self, name, arr)
+
+    # Declared for readers and type checkers; set in __post_init__.
+    alphas: np.ndarray = field(init=False, repr=False, compare=False)
+    alpha_bars: np.ndarray = field(init=False, repr=False, compare=False)
+    snr: np.ndarray = field(init=False, repr=False, compare=False)
+    log_snr: np.ndarray = field(init=False, repr=False, compare=False)
+    sqrt_alpha_bars: np.ndarray = field(init=False, repr=False, compare=False)
+    sqrt_one_minus_alpha_bars: np.ndarray = field(init=False, repr=False, compare=False)
+
+    @property
+    def label(self) -> str:
+        """A short human-readable description, e.g. 'cosine (T=1000, s=0.008)'."""
+        inner = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in self.params.items())
+        return f"{self.name} ({inner})" if inner else self.name
+
+
+def _check_T(T) -> int:
+    if isinstance(T, bool) or not isinstance(T, (int, np.integer)):
+        if isinstance(T, float) and math.isfinite(T) and T == int(T):
+            T = int(T)
+        else:
+            raise ValueError(f"T must be a whole number of steps, got {T!r}.")
+    T = int(T)
+    if T < 1:
+        raise ValueError(f"T must be at least 1 step, got {T}.")
+    if T > MAX_T:
+        raise ValueError(f"T must be at most {MAX_T} steps, got {T}.")
+    return T
+
+
+def _check_beta_range(beta_start, beta_end) -> tuple[float, float]:
+    for label, v in (("beta_start", beta_start), ("beta_end", beta_end)):
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)):
+            raise ValueError(f"{label} must be a number, got {v!r}.")
+        if not math.isfinite(v):
+            raise ValueError(f"{label} must be a finite number, got {v}.")
+        if not 0.0 < v < 1.0:
+            raise ValueError(f"{label} must lie strictly between 0 and 1, got {v:g}.")
+    if beta_start > beta_end:
+        raise ValueError(f"beta_start ({beta_start:g}) must not exceed beta_end ({beta_end:g}).")
+    return float(beta_start), float(beta_end)
+
+
+def linear_betas(T: int, beta_start: float, beta_end: float) -> np.ndarray:
+    """beta_t linear in t (Ho et al. 2020), t = 1..T."""
+    return np.linspace(beta_start, beta_end, T, dtype=np.float64)
+
+
+def scaled_linear_betas(T: int, beta_start: float, beta_end: float) -> np.ndarray:
+    """sqrt(beta_t) linear in t (Stable Diffusion), t = 1..T."""
+    return np.linspace(beta_start**0.5, beta_end**0.5, T, dtype=np.float64) ** 2
+
+
+def cosine_betas(T: int, s: float, max_beta: float) -> np.ndarray:
+    """Nichol & Dhariwal 2021: betas from alpha_bar(t) = cos²((t/T + s)/(1 + s) · π/2)."""
+    t = np.arange(T + 1, dtype=np.float64) / T
+    f = np.cos((t + s) / (1.0 + s) * math.pi / 2) ** 2
+    return np.minimum(1.0 - f[1:] / f[:-1], max_beta)  # beta_t = 1 - alpha_bar(t)/alpha_bar(t-1), capped
+
+
+def sigmoid_betas(T: int, beta_start: float, beta_end: float) -> np.ndarray:
+    """GeoDiff / diffusers 'sigmoid': beta = sigmoid(linspace(-6, 6, T)) scaled to [beta_start, beta_end]."""
+    x = np.linspace(-6.0, 6.0, T, dtype=np.float64)
+    return 1.0 / (1.0 + np.exp(-x)) * (beta_end - beta_start) + beta_start
+
+
+def rescale_zero_terminal_snr(betas: np.ndarray) -> np.ndarray:
+    """Lin et al. 2023, Algorithm 1: shift and scale sqrt(alpha_bar) so that alpha_bar_T = 0."""
+    # 1. sqrt(alpha_bar) of the original schedule
+    sqrt_ab = np.sqrt(np.cumprod(1.0 - betas))
+    first, last = sqrt_ab[0], sqrt_ab[-1]
+    # 2. shift so the last step is zero, scale so the first step is unchanged
+    sqrt_ab = (sqrt_ab - last) * first / (first - last)
+    # 3. back to betas: alpha_t = alpha_bar_t / alpha_bar_{t-1}
+    ab = sqrt_ab**2
+    alphas = np.concatenate([ab[:1], ab[1:] / ab[:-1]])
+    return 1.0 - alphas
+
+
+@lru_cache(maxsize=128)
+def make_schedule(
+    name: str,
+    T: int = DEFAULT_T,
+    beta_start: float | None = None,
+    beta_end: float | None = None,
+    s: float = DEFAULT_COSINE_S,
+    max_beta: float = DEFAULT_MAX_BETA,
+    zero_terminal_snr: bool = False,
+) -> Schedule:
+    """Build a :class:`Schedule` by family name.
+
+    ``beta_start``/``beta_end`` apply to linear, scaled_linear and sigmoid
+    (defaults per family in ``DEFAULT_BETAS``); ``s``/``max_beta`` to cosine.
+    Raises ``ValueError`` with a readable message on unknown names or
+    impossible values. Results are cached (schedules are immutable).
+    """
+    if not isinstance(name, str) or name not in SCHEDULE_NAMES:
+        raise ValueError(f"Unknown schedule {name!r}; choose one of: {', '.join(SCHEDULE_NAMES)}.")
+    T = _check_T(T)
+    if not isinstance(zero_terminal_snr, (bool, np.bool_)):
+        raise ValueError(f"zero_terminal_snr must be True or False, got {zero_terminal_snr!r}.")
+    if zero_terminal_snr and T < 2:
+        raise ValueError("zero_terminal_snr needs T of at least 2 steps.")
+
+    if name == "cosine":
+        for label, v in (("s", s), ("max_beta", max_beta)):
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)) or not math.isfinite(v):
+                raise ValueError(f"Cosine {label} must be a finite number, got {v!r}.")
+        if not 0.0 <= s <= 1.0:
+            raise ValueError(f"Cosine offset s must lie in [0, 1], got {s:g}.")
+        if not 0.0 < max_beta <= 1.0:
+            raise ValueError(f"max_beta must lie in (0, 1], got {max_beta:g}.")
+        betas = cosine_betas(T, float(s), float(max_beta))
+        params = {"T": T, "s": float(s), "max_beta": float(max_beta)}
+    else:
+        default_start, default_end = DEFAULT_BETAS[name]
+        beta_start, beta_end = _check_beta_range(
+            default_start if beta_start is None else beta_start,
+            default_end if beta_end is None else beta_end,
+        )
+        fn = {"linear": linear_betas, "scaled_linear": scaled_linear_betas, "sigmoid": sigmoid_betas}[name]
+        betas = fn(T, beta_start, beta_end)
+        params = {"T": T, "beta_start": beta_start, "beta_end": beta_end}
+
+    if zero_terminal_snr:
+        betas = rescale_zero_terminal_snr(betas)
+        params["zero_terminal_snr"] = True
+    if not np.all(np.isfinite(betas)) or np.any(betas <= 0) or np.any(betas > 1):
+        raise ValueError("These parameters give betas outside (0, 1]; choose other values.")
+
+    return Schedule(name=name, T=T, params=params, betas=np.concatenate([[0.0], betas]))
