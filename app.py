@@ -1,0 +1,15 @@
+"""Run DDPM Explorer: `python app.py` serves http://127.0.0.1:7860 (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT respected)."""
+
+import os
+
+from explorer.data import ASSETS_DIR, MAX_UPLOAD_BYTES
+from explorer.ui import build_demo
+
+if __name__ == "__main__":
+    build_demo().queue(default_concurrency_limit=2, max_size=64).launch(
+        server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+        server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+        share=False,
+        max_file_size=MAX_UPLOAD_BYTES,
+        allowed_paths=[str(ASSETS_DIR)],
+    )

@@ -1,0 +1,162 @@
+"""Plotly figures of a schedule and of x_t's pixel values (no gradio import).
+
+Traces that follow the current timestep carry ``meta`` so the browser can move them without a
+round trip: ``meta="marker:<key>,<key>"`` puts one point per key at (t, array[key][t]) and
+``meta="vline"`` is a vertical line at t; ``meta="hist"`` holds the histogram bars. The keys are
+those of :func:`explorer.readouts.schedule_arrays`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+from .readouts import NUMBER_LABELS, schedule_arrays
+from .schedules import Schedule
+
+HIST_BINS = 64
+HIST_RANGE = 4.0  # histogram of x_t over [-4, 4]; N(0, 1) has 99.99% of its mass there
+HEIGHT = 300
+COLORS = {
+    "alpha_bar": "#1f77b4",
+    "sqrt_alpha_bar": "#2ca02c",
+    "sqrt_one_minus_alpha_bar": "#d62728",
+    "beta": "#9467bd",
+    "log_snr": "#ff7f0e",
+}
+COMPARE_COLORS = ("#1f77b4", "#ff7f0e")
+MARKER = dict(size=10, color="black", symbol="circle-open", line=dict(width=2))
+
+
+def _finite_or_none(values: np.ndarray) -> list[float | None]:
+    """Plotly/JSON-safe values: ±inf and NaN become gaps (None)."""
+    return [float(v) if np.isfinite(v) else None for v in values]
+
+
+def _layout(fig: go.Figure, title: str, xaxis_title: str = "timestep t") -> go.Figure:
+    fig.update_layout(
+        title=dict(text=title, font=dict(size=14)),
+        height=HEIGHT,
+        margin=dict(l=55, r=55, t=40, b=40),
+        hovermode="x unified",
+        legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1.0),
+        xaxis_title=xaxis_title,
+        template="plotly_white",
+    )
+    return fig
+
+
+def _marker_trace(s: Schedule, t: int, keys: Sequence[str], yaxis: str = "y") -> go.Scatter:
+    arrays = schedule_arrays(s)
+    return go.Scatter(
+        x=[t] * len(keys),
+        y=[_finite_or_none(arrays[k][t : t + 1])[0] for k in keys],
+        mode="markers",
+        marker=MARKER,
+        name=f"t = {t}",
+        meta="marker:" + ",".join(keys),
+        yaxis=yaxis,
+        hoverinfo="skip",
+        showlegend=False,
+    )
+
+
+def _vline_trace(t: float, y_range: tuple[float, float], yaxis: str = "y") -> go.Scatter:
+    return go.Scatter(
+        x=[t, t], y=list(y_range), mode="lines", line=dict(color="gray", dash="dot", width=1),
+        meta="vline", yaxis=yaxis, hoverinfo="skip", showlegend=False,
+    )
+
+
+def coefficients_figure(s: Schedule, t: int) -> go.Figure:
+    """ᾱ_t, √ᾱ_t, √(1-ᾱ_t) (left axis, 0..1) and β_t (right axis, log scale), marker at t."""
+    ts = np.arange(s.T + 1)
+    fig = go.Figure()
+    for key in ("alpha_bar", "sqrt_alpha_bar", "sqrt_one_minus_alpha_bar"):
+        fig.add_trace(go.Scatter(x=ts, y=schedule_arrays(s)[key], mode="lines", name=NUMBER_LABELS[key],
+                                 line=dict(color=COLORS[key])))
+    # β_0 = 0 has no place on a log axis: β is drawn for t = 1..T
+    fig.add_trace(go.Scatter(x=ts[1:], y=s.betas[1:], mode="lines", name=NUMBER_LABELS["beta"] + " (right)",
+                             line=dict(color=COLORS["beta"], dash="dash"), yaxis="y2"))
+    fig.add_trace(_vline_trace(t, (0.0, 1.0)))
+    fig.add_trace(_marker_trace(s, t, ("alpha_bar", "sqrt_alpha_bar", "sqrt_one_minus_alpha_bar")))
+    fig.add_trace(_marker_trace(s, t, ("beta",), yaxis="y2"))
+    _layout(fig, "Signal and noise coefficients")
+    fig.update_layout(
+        yaxis=dict(range=[0, 1.02], title="ᾱ_t, √ᾱ_t, √(1-ᾱ_t)"),
+        yaxis2=dict(type="log", overlaying="y", side="right", title="β_t", showgrid=False),
+    )
+    return fig
+
+
+def log_snr_figure(s: Schedule, t: int) -> go.Figure:
+    """log-SNR(t) = log(ᾱ_t / (1-ᾱ_t)), marker at t. +∞ at t = 0 (and −∞ at t = T with zero terminal SNR) are gaps."""
+    ts = np.arange(s.T + 1)
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(
+        x=ts, y=_finite_or_none(s.log_snr), mode="lines", name="log-SNR", line=dict(color=COLORS["log_snr"]),
+        customdata=[[v] for v in _finite_or_none(s.snr)],
+        hovertemplate="log-SNR %{y:.4g}<br>SNR %{customdata[0]:.4g}<extra></extra>",
+    ))
+    finite = s.log_snr[np.isfinite(s.log_snr)]
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (-1.0, 1.0)
+    fig.add_trace(_vline_trace(t, (lo, hi)))
+    fig.add_trace(_marker_trace(s, t, ("log_snr",)))
+    fig.add_hline(y=0.0, line=dict(color="gray", width=1), annotation_text="SNR = 1", annotation_position="bottom left")
+    notes = ["t = 0: log-SNR = +∞ (clean image)"]
+    if not np.isfinite(s.log_snr[s.T]):
+        notes.append(f"t = {s.T}: log-SNR = −∞ (zero terminal SNR)")
+    fig.add_annotation(text="<br>".join(notes), xref="paper", yref="paper", x=1, y=1, xanchor="right",
+                       yanchor="top", showarrow=False, font=dict(size=10, color="gray"))
+    _layout(fig, "log-SNR(t) = log ᾱ_t / (1 − ᾱ_t)")
+    fig.update_layout(yaxis_title="log-SNR")
+    return fig
+
+
+def histogram_edges() -> np.ndarray:
+    """The fixed bin edges of the x_t histogram (the browser uses the same)."""
+    return np.linspace(-HIST_RANGE, HIST_RANGE, HIST_BINS + 1)
+
+
+def histogram_density(values) -> np.ndarray:
+    """Density of ``values`` over histogram_edges() (counts / (n · bin width); values outside are left out)."""
+    values = np.asarray(values, dtype=np.float64).ravel()
+    counts, edges = np.histogram(values, bins=histogram_edges())
+    return counts / (max(values.size, 1) * (edges[1] - edges[0]))
+
+
+def histogram_figure(values, t: int) -> go.Figure:
+    """Histogram of x_t's pixel values against the N(0, 1) density that x_T approaches."""
+    edges = histogram_edges()
+    centers = (edges[:-1] + edges[1:]) / 2
+    grid = np.linspace(-HIST_RANGE, HIST_RANGE, 201)
+    fig = go.Figure()
+    fig.add_trace(go.Bar(x=centers, y=histogram_density(values), width=edges[1] - edges[0], name="pixels of x_t",
+                         marker_color="#7f7f7f", meta="hist"))
+    fig.add_trace(go.Scatter(x=grid, y=np.exp(-grid**2 / 2) / np.sqrt(2 * np.pi), mode="lines", name="N(0, 1)",
+                             line=dict(color="#d62728")))
+    _layout(fig, "Pixel values of x_t vs N(0, 1)", xaxis_title="pixel value")
+    fig.update_layout(bargap=0, hovermode="closest", yaxis_title="density")
+    return fig
+
+
+def overlay_figure(schedules: Sequence[tuple[str, Schedule]], key: str, fraction: float) -> go.Figure:
+    """One array (``alpha_bar`` or ``log_snr``) of several schedules against t/T, so different T line up."""
+    if key not in ("alpha_bar", "log_snr"):
+        raise ValueError(f"overlay_figure draws 'alpha_bar' or 'log_snr', got {key!r}.")
+    fig = go.Figure()
+    lo, hi = 0.0, 1.0
+    for i, (label, s) in enumerate(schedules):
+        y = schedule_arrays(s)[key]
+        fig.add_trace(go.Scatter(x=np.arange(s.T + 1) / s.T, y=_finite_or_none(y), mode="lines", name=label,
+                                 line=dict(color=COMPARE_COLORS[i % len(COMPARE_COLORS)])))
+        finite = y[np.isfinite(y)]
+        if key == "log_snr" and finite.size:
+            lo, hi = (min(lo, float(finite.min())), max(hi, float(finite.max())))
+    fig.add_trace(_vline_trace(fraction, (lo, hi)))
+    title = "ᾱ_t" if key == "alpha_bar" else "log-SNR (+∞ at t = 0 not drawn)"
+    _layout(fig, title, xaxis_title="t / T")
+    fig.update_layout(yaxis_title=NUMBER_LABELS[key])
+    return fig

@@ -1,0 +1,170 @@
+"""What the app reads out about a schedule: the numbers at a timestep, the math panel, diagnostics.
+
+Pure functions of a :class:`~explorer.schedules.Schedule` (no gradio, no plotly); every number is
+looked up in the schedule's precomputed arrays, never recomputed here.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .schedules import Schedule
+
+# Keys of the per-timestep numbers, in display order, with their symbols.
+NUMBER_LABELS = {
+    "beta": "β_t",
+    "alpha_bar": "ᾱ_t",
+    "sqrt_alpha_bar": "√ᾱ_t",
+    "sqrt_one_minus_alpha_bar": "√(1-ᾱ_t)",
+    "snr": "SNR",
+    "log_snr": "log-SNR",
+}
+SQRT_ALPHA_BAR_NOISE_LEVEL = 0.1  # "mostly noise": √ᾱ_t below this
+
+
+def format_number(v: float, digits: int = 5) -> str:
+    """A readable number: ∞ and −∞ spelled out, ``digits`` significant digits, exponent form when tiny/huge."""
+    v = float(v)
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "∞" if v > 0 else "−∞"
+    if v == 0:
+        return "0"
+    text = f"{v:.{digits}g}"
+    if "e" in text:
+        mantissa, exponent = text.split("e")
+        text = f"{mantissa}e{int(exponent)}"  # 4.0358e-05 -> 4.0358e-5
+    return text.replace("-", "−")
+
+
+def latex_number(v: float, digits: int = 5) -> str:
+    """format_number for LaTeX: ``\\infty`` and ``a \\times 10^{b}``."""
+    text = format_number(v, digits).replace("−", "-")
+    if text in ("∞", "-∞"):
+        return text.replace("∞", r"\infty")
+    if "e" in text:
+        mantissa, exponent = text.split("e")
+        return rf"{mantissa} \times 10^{{{exponent}}}"
+    return text
+
+
+def check_timestep(s: Schedule, t) -> int:
+    """t as an int in [0, T], or ValueError with a readable message."""
+    if isinstance(t, bool) or not isinstance(t, (int, float, np.integer, np.floating)):
+        raise ValueError(f"The timestep t must be a whole number, got {t!r}.")
+    if not math.isfinite(t) or t != int(t):
+        raise ValueError(f"The timestep t must be a whole number, got {t!r}.")
+    if not 0 <= int(t) <= s.T:
+        raise ValueError(f"The timestep t must lie between 0 and T = {s.T}, got {int(t)}.")
+    return int(t)
+
+
+def timestep_numbers(s: Schedule, t) -> dict[str, float]:
+    """{t, beta, alpha_bar, sqrt_alpha_bar, sqrt_one_minus_alpha_bar, snr, log_snr} at timestep t."""
+    t = check_timestep(s, t)
+    return {
+        "t": t,
+        "beta": float(s.betas[t]),
+        "alpha_bar": float(s.alpha_bars[t]),
+        "sqrt_alpha_bar": float(s.sqrt_alpha_bars[t]),
+        "sqrt_one_minus_alpha_bar": float(s.sqrt_one_minus_alpha_bars[t]),
+        "snr": float(s.snr[t]),
+        "log_snr": float(s.log_snr[t]),
+    }
+
+
+def schedule_arrays(s: Schedule) -> dict[str, np.ndarray]:
+    """The schedule's arrays under the keys of NUMBER_LABELS (all length T + 1)."""
+    return {
+        "beta": s.betas,
+        "alpha_bar": s.alpha_bars,
+        "sqrt_alpha_bar": s.sqrt_alpha_bars,
+        "sqrt_one_minus_alpha_bar": s.sqrt_one_minus_alpha_bars,
+        "snr": s.snr,
+        "log_snr": s.log_snr,
+    }
+
+
+def formatted_numbers(s: Schedule) -> dict[str, list[str]]:
+    """format_number of every number at every t: the browser shows these strings as the slider moves."""
+    return {key: [format_number(v) for v in arr] for key, arr in schedule_arrays(s).items()}
+
+
+def math_panel(s: Schedule, t) -> str:
+    """The tutorial's forward-process equations in LaTeX (Markdown, $$…$$), with the numbers at t substituted."""
+    n = timestep_numbers(s, t)
+    t = n["t"]
+    f = latex_number
+    alpha_t = float(s.alphas[t])
+    lines = [
+        f"**Schedule:** {s.label} — **t = {t}** of T = {s.T}",
+        "",
+        "One forward step adds a little Gaussian noise $z_t \\sim \\mathcal{N}(0, I)$:",
+        "$$x_t = \\sqrt{\\alpha_t}\\,x_{t-1} + \\sqrt{1-\\alpha_t}\\,z_t,\\qquad \\alpha_t = 1 - \\beta_t$$",
+    ]
+    if t >= 1:
+        lines.append(
+            f"$$x_{{{t}}} = {f(math.sqrt(alpha_t))}\\,x_{{{t - 1}}} + {f(math.sqrt(n['beta']))}\\,z_{{{t}}}"
+            f",\\qquad \\beta_{{{t}}} = {f(n['beta'])}$$"
+        )
+    else:
+        lines.append("$$\\text{at } t = 0 \\text{ no step has been taken: } x_0 \\text{ is the clean image.}$$")
+    lines += [
+        "The steps compound into a product:",
+        f"$$\\bar\\alpha_t = \\prod_{{i=1}}^{{t}} \\alpha_i,\\qquad \\bar\\alpha_{{{t}}} = {f(n['alpha_bar'])}$$",
+        "so $x_t$ can be sampled from $x_0$ in one jump with one fixed $\\varepsilon \\sim \\mathcal{N}(0, I)$:",
+        "$$x_t = \\sqrt{\\bar\\alpha_t}\\,x_0 + \\sqrt{1-\\bar\\alpha_t}\\,\\varepsilon$$",
+        f"$$x_{{{t}}} = {f(n['sqrt_alpha_bar'])}\\,x_0 + {f(n['sqrt_one_minus_alpha_bar'])}\\,\\varepsilon$$",
+        "The signal-to-noise ratio compares the two variances:",
+        "$$\\mathrm{SNR}(t) = \\frac{\\bar\\alpha_t}{1-\\bar\\alpha_t},\\qquad "
+        f"\\mathrm{{SNR}}({t}) = {f(n['snr'])},\\quad \\log \\mathrm{{SNR}}({t}) = {f(n['log_snr'])}$$",
+    ]
+    return "\n".join(lines)
+
+
+def diagnostics(s: Schedule) -> dict[str, float | int | None]:
+    """Summary figures of a schedule.
+
+    - ``alpha_bar_T``, ``snr_T``, ``log_snr_T``: how much signal is left at the last step
+    - ``t_snr_1``: the first t with SNR(t) <= 1 (signal and noise variance cross), None if never
+    - ``share_mostly_noise``: the share of steps t = 1..T with √ᾱ_t < 0.1
+    """
+    below = np.nonzero(s.snr[1:] <= 1.0)[0]
+    return {
+        "alpha_bar_T": float(s.alpha_bars[s.T]),
+        "snr_T": float(s.snr[s.T]),
+        "log_snr_T": float(s.log_snr[s.T]),
+        "t_snr_1": int(below[0]) + 1 if below.size else None,
+        "share_mostly_noise": float(np.mean(s.sqrt_alpha_bars[1:] < SQRT_ALPHA_BAR_NOISE_LEVEL)),
+    }
+
+
+DIAGNOSTIC_HEADERS = ["schedule", "zero terminal SNR", "ᾱ_T", "SNR_T", "log-SNR_T", "t where SNR = 1 (t/T)",
+                      "share of steps with √ᾱ_t < 0.1"]
+
+
+def diagnostics_row(label: str, s: Schedule) -> list[str]:
+    """One row of the diagnostics table (strings, ready to display)."""
+    d = diagnostics(s)
+    crossing = "never" if d["t_snr_1"] is None else f"{d['t_snr_1']} ({d['t_snr_1'] / s.T:.3f})"
+    return [
+        label,
+        "on" if s.params.get("zero_terminal_snr") else "off",
+        format_number(d["alpha_bar_T"], 4),
+        format_number(d["snr_T"], 4),
+        format_number(d["log_snr_T"], 4),
+        crossing,
+        f"{d['share_mostly_noise']:.1%}",
+    ]
+
+
+def timestep_at_fraction(s: Schedule, fraction) -> int:
+    """The timestep t = round(fraction · T) of this schedule: how one shared control drives schedules of different T."""
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float, np.integer, np.floating)):
+        raise ValueError(f"The fraction t/T must be a number, got {fraction!r}.")
+    if not math.isfinite(fraction) or not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"The fraction t/T must lie between 0 and 1, got {fraction}.")
+    return int(round(float(fraction) * s.T))

@@ -1,0 +1,24 @@
+"""The Gradio app: tabs and their wiring only (every number comes from explorer.schedules/diffusion/readouts)."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from .compare import build_compare_tab
+from .forward import build_forward_tab
+
+TITLE = "DDPM Explorer"
+
+
+def build_demo() -> gr.Blocks:
+    """The whole app as a Blocks (not launched), so app.py and the tests can launch it."""
+    with gr.Blocks(title=TITLE) as demo:
+        gr.Markdown(f"# {TITLE}\nSee the math of denoising diffusion: how noise accumulates, and how schedules differ.")
+        with gr.Tabs():
+            with gr.Tab("Forward", id="forward"):
+                forward = build_forward_tab(demo)
+            with gr.Tab("Compare", id="compare") as compare_tab:
+                build_compare_tab(demo, forward["x0_image"], compare_tab)
+            # The "Reverse" tab (journey 3) goes here: `with gr.Tab("Reverse", id="reverse"): build_reverse_tab(demo)`
+            # from explorer/ui/reverse.py.
+    return demo
