@@ -1,0 +1,67 @@
+"""explorer.plots: figures of a schedule with a marker at t, histogram vs N(0, 1), compare overlays."""
+
+import numpy as np
+import pytest
+
+from explorer import plots
+from explorer.schedules import make_schedule
+
+LINEAR = make_schedule("linear", 1000)
+COSINE_ZERO = make_schedule("cosine", 1000, zero_terminal_snr=True)
+
+
+def _trace(fig, meta):
+    return next(tr for tr in fig.data if tr.meta == meta)
+
+
+def test_coefficients_marker_sits_on_the_curves_at_t():
+    fig = plots.coefficients_figure(LINEAR, 300)
+    marker = _trace(fig, "marker:alpha_bar,sqrt_alpha_bar,sqrt_one_minus_alpha_bar")
+    assert list(marker.x) == [300, 300, 300]
+    assert marker.y == pytest.approx([LINEAR.alpha_bars[300], LINEAR.sqrt_alpha_bars[300],
+                                      LINEAR.sqrt_one_minus_alpha_bars[300]])
+    assert _trace(fig, "marker:beta").y[0] == pytest.approx(LINEAR.betas[300])
+
+
+def test_coefficients_figure_draws_all_four_curves():
+    names = {tr.name for tr in plots.coefficients_figure(LINEAR, 0).data}
+    assert {"ᾱ_t", "√ᾱ_t", "√(1-ᾱ_t)"} <= names and any(n and n.startswith("β_t") for n in names)
+
+
+def test_log_snr_infinities_are_gaps_not_numbers():
+    fig = plots.log_snr_figure(COSINE_ZERO, 0)
+    curve = fig.data[0]
+    assert curve.y[0] is None and curve.y[-1] is None  # +inf at t=0, -inf at t=T
+    assert all(v is not None and np.isfinite(v) for v in curve.y[1:-1])
+    assert _trace(fig, "marker:log_snr").y[0] is None  # no marker at +inf
+    fig.to_json()  # JSON-serialisable (no inf/NaN)
+
+
+def test_log_snr_marker_moves_with_t():
+    assert _trace(plots.log_snr_figure(LINEAR, 500), "marker:log_snr").y[0] == pytest.approx(LINEAR.log_snr[500])
+
+
+def test_histogram_of_standard_normal_matches_density():
+    values = np.random.default_rng(0).standard_normal(200_000)
+    density = plots.histogram_density(values)
+    edges = plots.histogram_edges()
+    centers = (edges[:-1] + edges[1:]) / 2
+    assert density == pytest.approx(np.exp(-centers**2 / 2) / np.sqrt(2 * np.pi), abs=0.01)
+
+
+def test_histogram_figure_has_bars_and_normal_curve():
+    fig = plots.histogram_figure(np.zeros(100), 3)
+    assert _trace(fig, "hist").type == "bar"
+    assert any(tr.name == "N(0, 1)" for tr in fig.data)
+
+
+def test_overlay_puts_schedules_of_different_T_on_t_over_T():
+    short = make_schedule("cosine", 50)
+    fig = plots.overlay_figure([("A", LINEAR), ("B", short)], "alpha_bar", 0.25)
+    assert fig.data[0].x[-1] == 1.0 and fig.data[1].x[-1] == 1.0
+    assert list(_trace(fig, "vline").x) == [0.25, 0.25]
+
+
+def test_overlay_refuses_unknown_key():
+    with pytest.raises(ValueError):
+        plots.overlay_figure([("A", LINEAR)], "betas", 0.5)
