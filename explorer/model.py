@@ -164,14 +164,16 @@ def guided_eps(
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """Classifier-free guidance: ε = ε_uncond + w · (ε_cond − ε_uncond).
 
-    ``labels`` may hold ``NULL_CLASS`` (unconditional rows). w = 1 (or all rows
-    unconditional) is plain conditional sampling and costs one model call; any
-    other w batches the conditional and unconditional passes into one call.
+    ``labels`` may hold ``NULL_CLASS`` (unconditional rows). w = 0 is the
+    unconditional model and w = 1 (or all rows unconditional) plain conditional
+    sampling, one model call each; any other w batches the conditional and
+    unconditional passes into one call of twice the batch.
     Returns (ε, ε_cond, ε_uncond); the last two are None when not computed.
     """
-    if guidance == 1.0 or bool((labels == NULL_CLASS).all()):
-        eps = model(x, log_snr, labels)
-        return eps, None, None
+    if guidance == 0.0:  # w = 0: the unconditional model alone
+        return model(x, log_snr, torch.full_like(labels, NULL_CLASS)), None, None
+    if guidance == 1.0 or bool((labels == NULL_CLASS).all()):  # w = 1: the conditional model alone
+        return model(x, log_snr, labels), None, None
     b = x.shape[0]
     null = torch.full_like(labels, NULL_CLASS)
     eps_both = model(torch.cat([x, x]), torch.cat([log_snr, log_snr]), torch.cat([labels, null]))  # (2B, 1, H, W)

@@ -1,0 +1,177 @@
+"""Reverse-process loops as generators of per-step records (no UI imports).
+
+Like improved-diffusion's ``p_sample_loop_progressive``, each loop yields one
+:class:`StepRecord` per step (x_t, ε̂, x̂_0, the step's numbers) and the plain
+"give me the samples" function :func:`sample` just drains it.
+
+A denoiser is any callable ``eps_fn(x_t, t) -> ε̂`` for the schedule in use;
+:func:`model_eps_fn` wraps the pretrained UNet (noise-level conditioning and
+classifier-free guidance), tests pass the optimal denoiser of a toy dataset.
+
+Zero terminal SNR: at ᾱ_T = 0 an ε-prediction model cannot say anything about
+x_0 (x_T = ε exactly, x̂_0 = 0/0). As diffusers' Euler scheduler does, the
+loops then sample with a tiny ᾱ_T instead: 2⁻²⁴, or ᾱ_{T-1}/2 where that is
+smaller so ᾱ keeps decreasing (see :func:`sampling_schedule`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+
+from .diffusion import ddim_sigma, ddim_step, ddpm_step, predict_x0, q_posterior
+from .schedules import Schedule
+
+SAMPLERS = ("ddpm", "ddim")
+SPACINGS = ("linspace", "leading", "trailing")  # diffusers' names for the DDIM timestep spacing
+DEFAULT_SPACING = "trailing"  # starts at t = T (Lin et al. 2023, table 2)
+TERMINAL_ALPHA_BAR = 2.0**-24  # stands in for ᾱ_T = 0 while sampling (diffusers' Euler scheduler does the same)
+
+EpsFn = Callable[[torch.Tensor, int], torch.Tensor]
+
+
+@dataclass
+class StepRecord:
+    """One reverse step x_t -> x_{t_prev} and what the model saw and predicted."""
+
+    index: int  # 0 for the first (noisiest) step
+    num_steps: int
+    t: int
+    t_prev: int
+    x_t: torch.Tensor  # (B, C, H, W) before the step
+    eps: torch.Tensor  # the (guided) predicted noise ε̂
+    x0_hat: torch.Tensor  # predicted clean image (clipped to [-1, 1])
+    x_prev: torch.Tensor  # after the step
+    alpha_bar_t: float
+    alpha_bar_prev: float
+    sigma: float  # standard deviation of the noise added this step (0 for deterministic DDIM)
+    log_snr: float
+    posterior_var: float | None = None  # DDPM: β̃_t of q(x_{t-1} | x_t, x_0)
+    posterior_coef_x0: float | None = None  # DDPM: posterior mean = coef_x0 · x̂_0 + coef_xt · x_t
+    posterior_coef_xt: float | None = None
+
+
+def sampling_schedule(s: Schedule) -> Schedule:
+    """``s`` unchanged, or with ᾱ_T = 0 replaced by a tiny positive value so x̂_0 is defined at t = T."""
+    if s.alpha_bars[-1] > 0:
+        return s
+    terminal = min(TERMINAL_ALPHA_BAR, s.alpha_bars[-2] / 2)
+    betas = np.array(s.betas)
+    betas[-1] = 1.0 - terminal / s.alpha_bars[-2]  # ᾱ_T = ᾱ_{T-1} · (1 - β_T)
+    return Schedule(name=s.name, T=s.T, params={**s.params, "sampling_terminal_alpha_bar": terminal}, betas=betas)
+
+
+def ddim_timesteps(t_start: int, steps: int, spacing: str = DEFAULT_SPACING) -> list[int]:
+    """The decreasing tutorial timesteps a DDIM run visits, from at most ``t_start`` down to >= 1.
+
+    Spacings follow diffusers (its τ = our t − 1): ``linspace`` rounds
+    linspace(0, T−1, S); ``leading`` takes multiples of T // S; ``trailing``
+    counts down from T in steps of T / S. The step after the last is t = 0.
+    """
+    if spacing not in SPACINGS:
+        raise ValueError(f"Unknown timestep spacing {spacing!r}; choose one of: {', '.join(SPACINGS)}.")
+    _check_steps(steps, t_start)
+    if spacing == "linspace":
+        tau = np.linspace(0, t_start - 1, steps).round()[::-1]
+    elif spacing == "leading":
+        tau = (np.arange(steps) * (t_start // steps)).round()[::-1]
+    else:
+        tau = np.round(np.arange(t_start, 0, -t_start / steps)) - 1
+    return [int(x) + 1 for x in tau]
+
+
+def _check_steps(steps, t_max: int) -> None:
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not 1 <= steps <= t_max:
+        raise ValueError(f"The number of steps must be a whole number from 1 to {t_max}, got {steps!r}.")
+
+
+def ddpm_loop(eps_fn: EpsFn, s: Schedule, x_start: torch.Tensor, generator: torch.Generator,
+              t_start: int | None = None, clip_x0: bool = True) -> Iterator[StepRecord]:
+    """Ancestral sampling (Ho et al. Alg. 2) over every t = t_start..1 with variance β̃_t."""
+    s = sampling_schedule(s)
+    t_start = s.T if t_start is None else t_start
+    _check_steps(t_start, s.T)
+    x = x_start
+    for i, t in enumerate(range(t_start, 0, -1)):
+        # 1. predict the noise and the clean image
+        eps = eps_fn(x, t)
+        x0_hat = predict_x0(x, t, eps, s)
+        if clip_x0:
+            x0_hat = x0_hat.clamp(-1.0, 1.0)
+        # 2. posterior q(x_{t-1} | x_t, x̂_0), sample it (no noise at t = 1)
+        noise = torch.randn(x.shape, generator=generator, dtype=x.dtype) if t > 1 else None
+        x_prev = ddpm_step(x, t, eps, s, noise, clip_x0=clip_x0)
+        var = float(s.betas[t] * (1 - s.alpha_bars[t - 1]) / (1 - s.alpha_bars[t]))
+        yield StepRecord(
+            index=i, num_steps=t_start, t=t, t_prev=t - 1, x_t=x, eps=eps, x0_hat=x0_hat, x_prev=x_prev,
+            alpha_bar_t=float(s.alpha_bars[t]), alpha_bar_prev=float(s.alpha_bars[t - 1]),
+            sigma=var**0.5 if t > 1 else 0.0, log_snr=float(s.log_snr[t]), posterior_var=var,
+            posterior_coef_x0=float(s.betas[t] * s.sqrt_alpha_bars[t - 1] / (1 - s.alpha_bars[t])),
+            posterior_coef_xt=float((1 - s.alpha_bars[t - 1]) * np.sqrt(s.alphas[t]) / (1 - s.alpha_bars[t])),
+        )
+        x = x_prev
+
+
+def ddim_loop(eps_fn: EpsFn, s: Schedule, x_start: torch.Tensor, generator: torch.Generator, steps: int = 50,
+              eta: float = 0.0, spacing: str = DEFAULT_SPACING, t_start: int | None = None,
+              clip_x0: bool = True) -> Iterator[StepRecord]:
+    """DDIM (Song et al. 2021) over ``steps`` timesteps; η = 0 deterministic, η = 1 DDPM-like noise."""
+    s = sampling_schedule(s)
+    if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not 0.0 <= eta <= 1.0:
+        raise ValueError(f"eta must be a number in [0, 1], got {eta!r}.")
+    ts = ddim_timesteps(s.T if t_start is None else t_start, steps, spacing)
+    x = x_start
+    for i, (t, t_prev) in enumerate(zip(ts, ts[1:] + [0])):
+        eps = eps_fn(x, t)
+        x0_hat = predict_x0(x, t, eps, s)
+        if clip_x0:
+            x0_hat = x0_hat.clamp(-1.0, 1.0)
+        noise = torch.randn(x.shape, generator=generator, dtype=x.dtype) if eta > 0 else None
+        x_prev = ddim_step(x, t, t_prev, eps, s, eta=eta, noise=noise, clip_x0=clip_x0)
+        yield StepRecord(
+            index=i, num_steps=len(ts), t=t, t_prev=t_prev, x_t=x, eps=eps, x0_hat=x0_hat, x_prev=x_prev,
+            alpha_bar_t=float(s.alpha_bars[t]), alpha_bar_prev=float(s.alpha_bars[t_prev]),
+            sigma=ddim_sigma(t, t_prev, s, eta), log_snr=float(s.log_snr[t]),
+        )
+        x = x_prev
+
+
+def reverse_loop(eps_fn: EpsFn, s: Schedule, x_start: torch.Tensor, generator: torch.Generator,
+                 sampler: str = "ddim", steps: int = 50, eta: float = 0.0, spacing: str = DEFAULT_SPACING,
+                 t_start: int | None = None) -> Iterator[StepRecord]:
+    """Dispatch on the sampler name ('ddpm' ignores steps, eta and spacing)."""
+    if sampler == "ddpm":
+        return ddpm_loop(eps_fn, s, x_start, generator, t_start=t_start)
+    if sampler == "ddim":
+        return ddim_loop(eps_fn, s, x_start, generator, steps=steps, eta=eta, spacing=spacing, t_start=t_start)
+    raise ValueError(f"Unknown sampler {sampler!r}; choose one of: {', '.join(SAMPLERS)}.")
+
+
+def sample(eps_fn: EpsFn, s: Schedule, shape: tuple[int, ...], seed: int = 0, **kwargs) -> torch.Tensor:
+    """Draw x_T ~ N(0, I) from ``seed`` and run the reverse loop to the end; returns x_0."""
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(shape, generator=generator)
+    for record in reverse_loop(eps_fn, s, x, generator, **kwargs):
+        x = record.x_prev
+    return x
+
+
+def model_eps_fn(model, s: Schedule, labels: torch.Tensor, guidance: float = 0.0) -> EpsFn:
+    """ε̂(x_t, t) from the pretrained UNet with classifier-free guidance scale ``guidance``.
+
+    The model is conditioned on λ_t = log-SNR of the schedule at t, so any
+    schedule drives it. ``labels`` holds digits 0..9 or the null class.
+    """
+    from .model import guided_eps
+
+    s = sampling_schedule(s)  # finite λ_T under zero terminal SNR
+
+    def eps_fn(x: torch.Tensor, t: int) -> torch.Tensor:
+        log_snr = torch.full((x.shape[0],), float(s.log_snr[t]), dtype=torch.float32)  # (B,)
+        with torch.inference_mode():
+            return guided_eps(model, x, log_snr, labels, guidance)[0]
+
+    return eps_fn
