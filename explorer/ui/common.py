@@ -34,8 +34,9 @@ def _number(label: str, v):
     return v
 
 
-def schedule_from_controls(family, T, beta_start, beta_end, cosine_s, zero_terminal_snr) -> Schedule:
-    """make_schedule from the raw control values (β for linear-type families, s for cosine)."""
+def schedule_from_controls(family, steps, beta_start, beta_end, cosine_s, zero_terminal_snr) -> Schedule:
+    """make_schedule from the raw control values: T = ``steps``; β for linear-type families, s for cosine."""
+    T = steps
     if family not in SCHEDULE_NAMES:
         raise ValueError(f"Unknown schedule {family!r}; choose one of: {', '.join(SCHEDULE_NAMES)}.")
     T = _number("T", T)

@@ -20,7 +20,7 @@ import torch
 
 from .. import data, plots, readouts, render
 from ..diffusion import q_sample
-from .common import LATEX, ScheduleControls, schedule_from_controls, user_errors
+from .common import LATEX, UI_MAX_T, ScheduleControls, schedule_from_controls, user_errors
 
 DEFAULT_T_SHOWN = 250  # the slider starts part-way so the first view already shows noise
 DEFAULT_FRAMES = 8
@@ -79,9 +79,9 @@ def chain_strip(x0: torch.Tensor, s, seed, frames) -> "render.Image.Image":
 
 
 @user_errors
-def forward_setup(image_path, family, T, beta_start, beta_end, cosine_s, zero_terminal_snr, seed, t, frames):
+def forward_setup(image_path, family, steps, beta_start, beta_end, cosine_s, zero_terminal_snr, seed, t, frames):
     """New image, seed or schedule: the browser scene, the slider range, plots, chain and math panel."""
-    s = schedule_from_controls(family, T, beta_start, beta_end, cosine_s, zero_terminal_snr)
+    s = schedule_from_controls(family, steps, beta_start, beta_end, cosine_s, zero_terminal_snr)
     x0 = load_x0(image_path)
     t = min(int(t or 0), s.T)
     xt = xt_at(x0, s, seed, t)
@@ -97,9 +97,9 @@ def forward_setup(image_path, family, T, beta_start, beta_end, cosine_s, zero_te
 
 
 @user_errors
-def render_forward(image_path, family, T, beta_start, beta_end, cosine_s, zero_terminal_snr, seed, t):
+def render_forward(image_path, family, steps, beta_start, beta_end, cosine_s, zero_terminal_snr, seed, t):
     """x_t computed on the server (for gradio_client users and to check the browser) and its numbers."""
-    s = schedule_from_controls(family, T, beta_start, beta_end, cosine_s, zero_terminal_snr)
+    s = schedule_from_controls(family, steps, beta_start, beta_end, cosine_s, zero_terminal_snr)
     x0 = load_x0(image_path)
     xt = xt_at(x0, s, seed, t)
     numbers = readouts.timestep_numbers(s, t)
@@ -108,16 +108,16 @@ def render_forward(image_path, family, T, beta_start, beta_end, cosine_s, zero_t
 
 
 @user_errors
-def forward_math(family, T, beta_start, beta_end, cosine_s, zero_terminal_snr, t):
+def forward_math(family, steps, beta_start, beta_end, cosine_s, zero_terminal_snr, t):
     """The math panel at timestep t."""
-    s = schedule_from_controls(family, T, beta_start, beta_end, cosine_s, zero_terminal_snr)
+    s = schedule_from_controls(family, steps, beta_start, beta_end, cosine_s, zero_terminal_snr)
     return readouts.math_panel(s, t)
 
 
 @user_errors
-def forward_chain(image_path, family, T, beta_start, beta_end, cosine_s, zero_terminal_snr, seed, frames):
+def forward_chain(image_path, family, steps, beta_start, beta_end, cosine_s, zero_terminal_snr, seed, frames):
     """The forward chain strip alone (when only K changes)."""
-    s = schedule_from_controls(family, T, beta_start, beta_end, cosine_s, zero_terminal_snr)
+    s = schedule_from_controls(family, steps, beta_start, beta_end, cosine_s, zero_terminal_snr)
     return chain_strip(load_x0(image_path), s, seed, frames)
 
 
@@ -287,7 +287,8 @@ def build_forward_tab(demo: gr.Blocks) -> dict:
                 seed = gr.Number(0, label="seed for ε", precision=0, minimum=0)
                 frames = gr.Slider(2, 16, value=DEFAULT_FRAMES, step=1, label="chain frames K")
         with gr.Column(scale=2):
-            t_slider = gr.Slider(0, controls.T.value, value=DEFAULT_T_SHOWN, step=1, label="Timestep t",
+            # maximum = the largest T allowed, so API calls with any T pass; the page narrows it to T on load
+            t_slider = gr.Slider(0, UI_MAX_T, value=DEFAULT_T_SHOWN, step=1, label="Timestep t",
                                  elem_id="timestep-t")
             view = gr.HTML(_VIEW_HTML, css_template=_VIEW_CSS, js_on_load=None, elem_id="forward-view")
             with gr.Row():
@@ -315,9 +316,10 @@ def build_forward_tab(demo: gr.Blocks) -> dict:
         show_progress="minimal",
         api_name="forward_setup",
     )
-    setup.then(None, inputs=[scene, t_slider], js=LOAD_JS)
+    setup.then(None, inputs=[scene, t_slider], js=LOAD_JS, api_name="draw_scene")
     # the hot path: no request, the browser draws x_t
-    t_slider.input(None, inputs=[t_slider], js=SHOW_JS, trigger_mode="always_last", show_progress="hidden")
+    t_slider.input(None, inputs=[t_slider], js=SHOW_JS, trigger_mode="always_last", show_progress="hidden",
+                   api_name="draw_timestep")
     t_slider.change(forward_math, inputs=[*schedule_inputs, t_slider], outputs=math, trigger_mode="always_last",
                     show_progress="hidden", api_name="forward_math")
     frames.release(forward_chain, inputs=[x0_image, *schedule_inputs, seed, frames], outputs=chain,
