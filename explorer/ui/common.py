@@ -57,7 +57,8 @@ class ScheduleControls:
         beta_start, beta_end = DEFAULT_BETAS.get(family, DEFAULT_BETAS["linear"])
         cosine = family == "cosine"
         with gr.Row():
-            self.family = gr.Dropdown(list(SCHEDULE_NAMES), value=family, label=label, scale=2)
+            self.family = gr.Dropdown(list(SCHEDULE_NAMES), value=family, label=label, scale=2,
+                                      elem_id=f"{api_prefix}-family")
             self.T = gr.Number(DEFAULT_T, label="T (steps)", precision=0, minimum=1, maximum=UI_MAX_T, scale=1)
         with gr.Row():
             self.beta_start = gr.Number(beta_start, label="β_start", visible=not cosine, scale=1)
