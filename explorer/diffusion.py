@@ -31,6 +31,8 @@ def _coef(values: np.ndarray, t, like: torch.Tensor) -> torch.Tensor:
 
 def _check_t(t, s: Schedule, lowest: int = 0) -> None:
     ts = t.cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
+    if ts.dtype.kind not in "iu":
+        raise ValueError(f"t must be a whole number (int or LongTensor), got {t!r}.")
     if ts.size and (ts.min() < lowest or ts.max() > s.T):
         raise ValueError(f"t must lie in [{lowest}, {s.T}] for this schedule, got {ts.min()}..{ts.max()}.")
 
@@ -116,14 +118,20 @@ def ddpm_step(
 
 def ddim_sigma(t, t_prev, s: Schedule, eta: float) -> float:
     """DDIM's sigma_t(eta) = eta · sqrt((1 - ab_prev)/(1 - ab_t)) · sqrt(1 - ab_t/ab_prev) (Song et al. eq. 16)."""
-    ab_t, ab_prev = s.alpha_bars[int(t)], s.alpha_bars[int(t_prev)]
-    return float(eta * np.sqrt((1.0 - ab_prev) / (1.0 - ab_t) * (1.0 - ab_t / ab_prev)))
+    return float(_ddim_sigmas(int(t), int(t_prev), s, eta))
+
+
+def _ddim_sigmas(t, t_prev, s: Schedule, eta: float) -> np.ndarray:
+    """ddim_sigma elementwise for arrays of t and t_prev."""
+    ab = s.alpha_bars
+    t, t_prev = np.asarray(t), np.asarray(t_prev)
+    return eta * np.sqrt((1.0 - ab[t_prev]) / (1.0 - ab[t]) * (1.0 - ab[t] / ab[t_prev]))
 
 
 def ddim_step(
     x_t: torch.Tensor,
-    t: int,
-    t_prev: int,
+    t,
+    t_prev,
     eps: torch.Tensor,
     s: Schedule,
     eta: float = 0.0,
@@ -133,10 +141,13 @@ def ddim_step(
     """One DDIM step x_t -> x_{t_prev} (Song et al. 2021, eq. 12), as diffusers' DDIMScheduler.step.
 
     x_{t_prev} = sqrt(ab_prev) x̂_0 + sqrt(1 - ab_prev - sigma²) ε + sigma z
-    ``t_prev = 0`` means alpha_bar = 1 (the clean image).
+    ``t_prev = 0`` means alpha_bar = 1 (the clean image). ``t`` and ``t_prev``
+    may be ints or LongTensors of shape (B,).
     """
     _check_t(t, s, lowest=1)
-    if not 0 <= int(t_prev) < int(t):
+    _check_t(t_prev, s)
+    ts, ts_prev = (np.asarray(v.cpu().numpy() if isinstance(v, torch.Tensor) else v) for v in (t, t_prev))
+    if np.any(ts_prev < 0) or np.any(ts_prev >= ts):
         raise ValueError(f"t_prev must lie in [0, t), got t={t}, t_prev={t_prev}.")
     if not 0.0 <= eta <= 1.0:
         raise ValueError(f"eta must lie in [0, 1], got {eta}.")
@@ -145,13 +156,15 @@ def ddim_step(
     if clip_x0:
         x0_hat = x0_hat.clamp(*X0_RANGE)
     # 2. sigma_t(eta) and the direction pointing to x_t
-    sigma = ddim_sigma(t, t_prev, s, eta)
-    ab_prev = float(s.alpha_bars[int(t_prev)])
-    direction = (1.0 - ab_prev - sigma**2) ** 0.5 * eps
+    sigma = _ddim_sigmas(ts, ts_prev, s, eta)  # scalar or (B,)
+    ab_prev = s.alpha_bars[ts_prev]
+    shape = (-1, *([1] * (x_t.ndim - 1))) if sigma.ndim else ()
+    sigma_t = torch.as_tensor(sigma, dtype=x_t.dtype).reshape(shape)
+    direction = torch.as_tensor(np.sqrt(1.0 - ab_prev - sigma**2), dtype=x_t.dtype).reshape(shape) * eps
     # 3. x_{t_prev}
-    x_prev = ab_prev**0.5 * x0_hat + direction
+    x_prev = torch.as_tensor(np.sqrt(ab_prev), dtype=x_t.dtype).reshape(shape) * x0_hat + direction
     if eta > 0:
         if noise is None:
             raise ValueError("ddim_step with eta > 0 needs a noise tensor.")
-        x_prev = x_prev + sigma * noise
+        x_prev = x_prev + sigma_t * noise
     return x_prev

@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
+from types import MappingProxyType
 
 import numpy as np
 
@@ -47,9 +48,12 @@ DEFAULT_MAX_BETA = 0.999
 MAX_T = 100_000  # far beyond any real schedule; keeps memory per call bounded
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Schedule:
-    """A noise schedule and the quantities derived from it, all length T + 1."""
+    """A noise schedule and the quantities derived from it, all length T + 1.
+
+    Two schedules are equal when their family, parameters and betas are equal.
+    """
 
     name: str
     T: int
@@ -57,6 +61,7 @@ class Schedule:
     betas: np.ndarray = field(repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "params", MappingProxyType(dict(self.params)))  # read-only, shared via the cache
         betas = self.betas
         alphas = 1.0 - betas
         alpha_bars = np.cumprod(alphas)  # alpha_bar_t = prod_{i<=t} alpha_i
@@ -83,6 +88,16 @@ class Schedule:
     log_snr: np.ndarray = field(init=False, repr=False, compare=False)
     sqrt_alpha_bars: np.ndarray = field(init=False, repr=False, compare=False)
     sqrt_one_minus_alpha_bars: np.ndarray = field(init=False, repr=False, compare=False)
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, Schedule):
+            return NotImplemented
+        return (self.name, dict(self.params)) == (other.name, dict(other.params)) and np.array_equal(
+            self.betas, other.betas
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.name, tuple(sorted(self.params.items())), self.betas.tobytes()))
 
     @property
     def label(self) -> str:
@@ -154,7 +169,6 @@ def rescale_zero_terminal_snr(betas: np.ndarray) -> np.ndarray:
     return 1.0 - alphas
 
 
-@lru_cache(maxsize=128)
 def make_schedule(
     name: str,
     T: int = DEFAULT_T,
@@ -171,6 +185,24 @@ def make_schedule(
     Raises ``ValueError`` with a readable message on unknown names or
     impossible values. Results are cached (schedules are immutable).
     """
+    args = (name, T, beta_start, beta_end, s, max_beta, zero_terminal_snr)
+    try:
+        hash(args)
+    except TypeError:
+        raise ValueError(f"Schedule parameters must be plain numbers and a name, got {args!r}.") from None
+    return _make_schedule(*args)
+
+
+@lru_cache(maxsize=128, typed=True)  # typed: True and 1 are different keys, so validation always runs
+def _make_schedule(
+    name: str,
+    T: int = DEFAULT_T,
+    beta_start: float | None = None,
+    beta_end: float | None = None,
+    s: float = DEFAULT_COSINE_S,
+    max_beta: float = DEFAULT_MAX_BETA,
+    zero_terminal_snr: bool = False,
+) -> Schedule:
     if not isinstance(name, str) or name not in SCHEDULE_NAMES:
         raise ValueError(f"Unknown schedule {name!r}; choose one of: {', '.join(SCHEDULE_NAMES)}.")
     T = _check_T(T)

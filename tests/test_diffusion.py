@@ -409,10 +409,6 @@ def test_ddpm_step_with_a_batch_of_t_equals_one_int_t_per_sample_including_no_no
     torch.testing.assert_close(ddpm_step(x_t, torch.tensor(BATCH_T), eps, s, z), expected, atol=0, rtol=0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="GAP: ddim_step calls int(t), so a LongTensor t of shape (B,) (DESIGN's contract for t) raises",
-)
 def test_ddim_step_with_a_batch_of_equal_t_equals_int_t():
     s, (x_t, eps) = ours("linear"), _batch(26, 2)
     batch_t, batch_t_prev = torch.full((len(BATCH_T),), 500), torch.full((len(BATCH_T),), 480)
@@ -446,3 +442,20 @@ def test_out_of_range_timestep_raises_value_error(call):
     s = ours("linear", T=20)
     with pytest.raises(ValueError, match=r"t(_prev)? must lie in|eta must lie in"):
         call(s, torch.zeros(2, 1, 4, 4))
+
+
+def test_ddim_step_with_a_batch_of_different_t_equals_one_int_t_per_sample():
+    s = make_schedule("cosine", 1000)
+    g = torch.Generator().manual_seed(7)
+    x_t, eps, z = (torch.randn(3, 1, 4, 4, generator=g) for _ in range(3))
+    ts, ts_prev = [1000, 500, 20], [950, 0, 19]
+    batched = ddim_step(x_t, torch.tensor(ts), torch.tensor(ts_prev), eps, s, eta=1.0, noise=z)
+    for i, (t, tp) in enumerate(zip(ts, ts_prev)):
+        one = ddim_step(x_t[i : i + 1], t, tp, eps[i : i + 1], s, eta=1.0, noise=z[i : i + 1])
+        torch.testing.assert_close(batched[i : i + 1], one, atol=1e-7, rtol=1e-6)
+
+
+def test_a_fractional_t_is_rejected_not_truncated():
+    s = make_schedule("linear", 1000)
+    with pytest.raises(ValueError, match="whole number"):
+        q_sample(torch.zeros(1, 1, 2, 2), 2.5, torch.zeros(1, 1, 2, 2), s)

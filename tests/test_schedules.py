@@ -231,11 +231,6 @@ def test_defaults_are_the_published_ones():
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Schedule's dataclass equality/hash compare only (name, T), so schedules with different betas "
-    "are equal and collide as cache keys",
-)
 def test_schedules_with_different_betas_are_not_equal():
     a = make_schedule("linear", 1000, beta_end=0.02)
     b = make_schedule("linear", 1000, beta_end=0.03)
@@ -268,11 +263,6 @@ def test_T_beyond_the_maximum_is_rejected():
         make_schedule("linear", 10**9)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: make_schedule's lru_cache treats True == 1, so T=True returns the cached T=1 schedule "
-    "instead of raising once T=1 was built",
-)
 def test_boolean_T_is_rejected_even_after_T_1_was_built():
     make_schedule("sigmoid", 1, 0.3, 0.4)  # arguments used by no other test, so the cache state is known
     with pytest.raises(ValueError, match=r"T must be a whole number"):
@@ -317,3 +307,17 @@ def test_zero_terminal_snr_with_a_single_step_is_rejected():
     with pytest.raises(ValueError, match=r"zero_terminal_snr needs T of at least 2"):
         make_schedule("linear", 1, zero_terminal_snr=True)
 
+
+
+def test_list_parameters_raise_value_error_not_type_error():
+    with pytest.raises(ValueError):
+        make_schedule("linear", [10])
+    with pytest.raises(ValueError):
+        make_schedule("linear", 10, beta_end=[0.02])
+
+
+def test_params_of_a_cached_schedule_cannot_be_mutated():
+    s = make_schedule("linear", 10)
+    with pytest.raises(TypeError):
+        s.params["T"] = 99
+    assert make_schedule("linear", 10).params["T"] == 10
