@@ -6,6 +6,7 @@ import gradio as gr
 
 from .compare import build_compare_tab
 from .forward import build_forward_tab
+from .reverse import build_reverse_tab
 
 TITLE = "DDPM Explorer"
 
@@ -19,6 +20,6 @@ def build_demo() -> gr.Blocks:
                 forward = build_forward_tab(demo)
             with gr.Tab("Compare", id="compare") as compare_tab:
                 build_compare_tab(demo, forward["x0_image"], compare_tab)
-            # The "Reverse" tab (journey 3) goes here: `with gr.Tab("Reverse", id="reverse"): build_reverse_tab(demo)`
-            # from explorer/ui/reverse.py.
+            with gr.Tab("Reverse", id="reverse"):
+                build_reverse_tab(demo, forward)
     return demo
