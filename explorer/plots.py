@@ -1,9 +1,9 @@
 """Plotly figures of a schedule and of x_t's pixel values (no gradio import).
 
-Traces that follow the current timestep carry ``meta`` so the browser can move them without a
-round trip: ``meta="marker:<key>,<key>"`` puts one point per key at (t, array[key][t]) and
-``meta="vline"`` is a vertical line at t; ``meta="hist"`` holds the histogram bars. The keys are
-those of :func:`explorer.readouts.schedule_arrays`.
+What follows the current timestep is named so the browser can move it without a round trip:
+layout shapes named ``"marker:<key>"`` (a circle at (t, array[key][t]), hidden where the value is
+±inf) and ``"vline"`` (a vertical line at t) move with a cheap ``Plotly.relayout``; the trace with
+``meta="hist"`` holds the histogram bars. The keys are those of :func:`explorer.readouts.schedule_arrays`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ COLORS = {
     "log_snr": "#ff7f0e",
 }
 COMPARE_COLORS = ("#1f77b4", "#ff7f0e")
-MARKER = dict(size=10, color="black", symbol="circle-open", line=dict(width=2))
 
 
 def _finite_or_none(values: np.ndarray) -> list[float | None]:
@@ -48,26 +47,23 @@ def _layout(fig: go.Figure, title: str, xaxis_title: str = "timestep t") -> go.F
     return fig
 
 
-def _marker_trace(s: Schedule, t: int, keys: Sequence[str], yaxis: str = "y") -> go.Scatter:
+def _marker_shapes(s: Schedule, t: int, keys: Sequence[str]) -> list[dict]:
+    """One circle per key at (t, array[key][t]), sized in pixels; no shape where the value is ±inf."""
     arrays = schedule_arrays(s)
-    return go.Scatter(
-        x=[t] * len(keys),
-        y=[_finite_or_none(arrays[k][t : t + 1])[0] for k in keys],
-        mode="markers",
-        marker=MARKER,
-        name=f"t = {t}",
-        meta="marker:" + ",".join(keys),
-        yaxis=yaxis,
-        hoverinfo="skip",
-        showlegend=False,
-    )
+    shapes = []
+    for key in keys:
+        y = _finite_or_none(arrays[key][t : t + 1])[0]
+        shapes.append(dict(
+            type="circle", name=f"marker:{key}", xref="x", yref="y", xsizemode="pixel", ysizemode="pixel",
+            xanchor=t, yanchor=0.0 if y is None else y, x0=-6, x1=6, y0=-6, y1=6, visible=y is not None,
+            line=dict(color="black", width=2),
+        ))
+    return shapes
 
 
-def _vline_trace(t: float, y_range: tuple[float, float], yaxis: str = "y") -> go.Scatter:
-    return go.Scatter(
-        x=[t, t], y=list(y_range), mode="lines", line=dict(color="gray", dash="dot", width=1),
-        meta="vline", yaxis=yaxis, hoverinfo="skip", showlegend=False,
-    )
+def _vline_shape(t: float) -> dict:
+    return dict(type="line", name="vline", xref="x", yref="paper", x0=t, x1=t, y0=0, y1=1,
+                line=dict(color="gray", dash="dot", width=1))
 
 
 def coefficients_figure(s: Schedule, t: int) -> go.Figure:
@@ -80,11 +76,9 @@ def coefficients_figure(s: Schedule, t: int) -> go.Figure:
     # β_0 = 0 has no place on a log axis: β is drawn for t = 1..T
     fig.add_trace(go.Scatter(x=ts[1:], y=s.betas[1:], mode="lines", name=NUMBER_LABELS["beta"] + " (right)",
                              line=dict(color=COLORS["beta"], dash="dash"), yaxis="y2"))
-    fig.add_trace(_vline_trace(t, (0.0, 1.0)))
-    fig.add_trace(_marker_trace(s, t, ("alpha_bar", "sqrt_alpha_bar", "sqrt_one_minus_alpha_bar")))
-    fig.add_trace(_marker_trace(s, t, ("beta",), yaxis="y2"))
     _layout(fig, "Signal and noise coefficients")
     fig.update_layout(
+        shapes=[_vline_shape(t), *_marker_shapes(s, t, ("alpha_bar", "sqrt_alpha_bar", "sqrt_one_minus_alpha_bar"))],
         yaxis=dict(range=[0, 1.02], title="ᾱ_t, √ᾱ_t, √(1-ᾱ_t)"),
         yaxis2=dict(type="log", overlaying="y", side="right", title="β_t", showgrid=False),
     )
@@ -100,10 +94,7 @@ def log_snr_figure(s: Schedule, t: int) -> go.Figure:
         customdata=[[v] for v in _finite_or_none(s.snr)],
         hovertemplate="log-SNR %{y:.4g}<br>SNR %{customdata[0]:.4g}<extra></extra>",
     ))
-    finite = s.log_snr[np.isfinite(s.log_snr)]
-    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (-1.0, 1.0)
-    fig.add_trace(_vline_trace(t, (lo, hi)))
-    fig.add_trace(_marker_trace(s, t, ("log_snr",)))
+    fig.update_layout(shapes=[_vline_shape(t), *_marker_shapes(s, t, ("log_snr",))])
     fig.add_hline(y=0.0, line=dict(color="gray", width=1), annotation_text="SNR = 1", annotation_position="bottom left")
     notes = ["t = 0: log-SNR = +∞ (clean image)"]
     if not np.isfinite(s.log_snr[s.T]):
@@ -147,15 +138,11 @@ def overlay_figure(schedules: Sequence[tuple[str, Schedule]], key: str, fraction
     if key not in ("alpha_bar", "log_snr"):
         raise ValueError(f"overlay_figure draws 'alpha_bar' or 'log_snr', got {key!r}.")
     fig = go.Figure()
-    lo, hi = 0.0, 1.0
     for i, (label, s) in enumerate(schedules):
         y = schedule_arrays(s)[key]
         fig.add_trace(go.Scatter(x=np.arange(s.T + 1) / s.T, y=_finite_or_none(y), mode="lines", name=label,
                                  line=dict(color=COMPARE_COLORS[i % len(COMPARE_COLORS)])))
-        finite = y[np.isfinite(y)]
-        if key == "log_snr" and finite.size:
-            lo, hi = (min(lo, float(finite.min())), max(hi, float(finite.max())))
-    fig.add_trace(_vline_trace(fraction, (lo, hi)))
+    fig.update_layout(shapes=[_vline_shape(fraction)])
     title = "ᾱ_t" if key == "alpha_bar" else "log-SNR (+∞ at t = 0 not drawn)"
     _layout(fig, title, xaxis_title="t / T")
     fig.update_layout(yaxis_title=NUMBER_LABELS[key])

@@ -26,8 +26,8 @@ CANVAS_PIXELS_JS = """() => {
 }"""
 MARKER_JS = """() => {
   const gd = document.querySelector('#fwd-coef-plot .js-plotly-plot');
-  const tr = gd && gd.data.find((d) => typeof d.meta === 'string' && d.meta.startsWith('marker:alpha_bar'));
-  return tr ? {x: Array.from(tr.x), y: Array.from(tr.y)} : null;
+  const sh = gd && gd.layout && (gd.layout.shapes || []).find((s) => s.name === 'marker:alpha_bar');
+  return sh ? {x: sh.xanchor, y: sh.yanchor} : null;
 }"""
 
 
@@ -65,7 +65,7 @@ def wait_for_t(page, t, timeout=60_000):
 
 
 def wait_for_marker(page, t, timeout=30_000):
-    page.wait_for_function(f"() => ({MARKER_JS})()?.x[0] === {t}", timeout=timeout)
+    page.wait_for_function(f"() => ({MARKER_JS})()?.x === {t}", timeout=timeout)
 
 
 def move_slider(page, t):
@@ -96,7 +96,7 @@ def test_slider_changes_image_numbers_and_marker(page):
     wait_for_marker(page, 600)
     after_marker = page.evaluate(MARKER_JS)
     linear = make_schedule("linear", 1000)
-    assert after_marker["y"][0] == pytest.approx(linear.alpha_bars[600]) != before_marker["y"][0]
+    assert after_marker["y"] == pytest.approx(linear.alpha_bars[600]) != before_marker["y"]
     assert number_cell(page, "alpha_bar") == readouts.format_number(linear.alpha_bars[600])
     assert number_cell(page, "t") == "600"
 
@@ -122,7 +122,7 @@ def test_switching_schedule_updates_numbers_and_curves(page):
     page.wait_for_function(
         f"() => document.querySelector('.ddpm-numbers [data-key=\"alpha_bar\"]')?.textContent === '{expected}'",
         timeout=60_000)
-    page.wait_for_function(f"() => Math.abs(({MARKER_JS})()?.y[0] - {cosine.alpha_bars[300]}) < 1e-9",
+    page.wait_for_function(f"() => Math.abs(({MARKER_JS})()?.y - {cosine.alpha_bars[300]}) < 1e-9",
                            timeout=30_000)
     assert np.array_equal(canvas_image(page)[..., 0], server_xt(data.DEFAULT_EXAMPLE, cosine, 300))
 

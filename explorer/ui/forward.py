@@ -5,7 +5,8 @@ changes, the server sends x_0, the fixed ε and the schedule's arrays ONCE (a JS
 the slider's JavaScript then draws x_t = √ᾱ_t·x_0 + √(1-ᾱ_t)·ε into a canvas repeating
 torch's float32 operations exactly (so the pixels equal the server's render_forward), fills
 the numbers from strings formatted on the server, and moves the plot markers and the
-histogram client-side. Only the LaTeX math panel follows from the server (always_last).
+histogram client-side (after the image is painted, throttled). Only the LaTeX math panel comes
+from the server, when the slider is released.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from .common import LATEX, UI_MAX_T, ScheduleControls, schedule_from_controls, u
 DEFAULT_T_SHOWN = 250  # the slider starts part-way so the first view already shows noise
 DEFAULT_FRAMES = 8
 CANVAS_ID = "ddpm-fwd-canvas"
+SLIDER_ID = "timestep-t"
+PLOT_INTERVAL_MS = 120  # plot markers and histogram follow the slider at most this often while dragging
 LIVE_PLOT_CLASS = "ddpm-live-plot"
 
 
@@ -160,7 +163,17 @@ if (!window.ddpmForward) {
       p.xt = new Float32Array(p.x0.length);
       this.scene = p;
       this.image = null;
+      this.shownT = -1;
+      this.listen();
       this.show(t);
+    },
+    listen() {
+      // Draw straight from the range input's own input event: no trip through Gradio's event queue.
+      // (The Gradio .input event calls show() too; drawing the same t twice is skipped.)
+      const range = document.querySelector('#""" + SLIDER_ID + r""" input[type=range]');
+      if (!range || range.dataset.ddpmListening) return;
+      range.dataset.ddpmListening = '1';
+      range.addEventListener('input', () => this.show(range.value));
     },
     compute(t) {
       // x_t = sqrt(alpha_bar_t) * x_0 + sqrt(1 - alpha_bar_t) * eps, in float32 like torch
@@ -176,6 +189,7 @@ if (!window.ddpmForward) {
       const p = this.scene;
       if (!p) return;
       const t = Math.max(0, Math.min(p.T, Math.round(Number(tRaw) || 0)));
+      if (t === this.shownT) return;
       this.t = t;
       const canvas = document.getElementById('""" + CANVAS_ID + r"""');
       if (!canvas) return;
@@ -189,6 +203,7 @@ if (!window.ddpmForward) {
       }
       ctx.putImageData(this.image, 0, 0);
       canvas.dataset.t = String(t);
+      this.shownT = t;
       this.drawn++;
       const root = canvas.closest('.ddpm-fwd');
       root.querySelector('[data-key="t"]').textContent = String(t);
@@ -196,8 +211,16 @@ if (!window.ddpmForward) {
         const cell = root.querySelector('[data-key="' + key + '"]');
         if (cell) cell.textContent = p.text[key][t];
       }
-      // plots after the image is on screen; several moves in one frame update them once
-      if (!this.plotFrame) this.plotFrame = requestAnimationFrame(() => { this.plotFrame = 0; this.updatePlots(); });
+      this.schedulePlots();
+    },
+    schedulePlots() {
+      // Plots move after the new image has been painted (rAF, then a task after the frame), and at most
+      // every PLOT_INTERVAL ms while dragging, so the main thread stays free for the next image.
+      if (this.plotFrame) return;
+      const wait = Math.max(0, (this.plotsAt || 0) + """ + str(PLOT_INTERVAL_MS) + r""" - performance.now());
+      this.plotFrame = setTimeout(() => requestAnimationFrame(() => setTimeout(() => {
+        this.plotFrame = 0; this.plotsAt = performance.now(); this.updatePlots();
+      }, 0)), wait);
     },
     histogram(xt) {
       const p = this.scene, e = p.hist_edges, nb = e.length - 1, lo = e[0], hi = e[nb];
@@ -215,19 +238,21 @@ if (!window.ddpmForward) {
       const P = window.Plotly, p = this.scene, t = this.t;
       if (!P || !p) return;
       document.querySelectorAll('.""" + LIVE_PLOT_CLASS + r""" .js-plotly-plot').forEach((gd) => {
-        const xs = [], ys = [], idx = [];
-        (gd.data || []).forEach((tr, i) => {
-          const meta = typeof tr.meta === 'string' ? tr.meta : '';
-          if (meta.startsWith('marker:')) {
-            const keys = meta.slice(7).split(',');
-            xs.push(keys.map(() => t)); ys.push(keys.map((k) => p.arrays[k][t])); idx.push(i);
-          } else if (meta === 'vline') {
-            xs.push([t, t]); ys.push(tr.y); idx.push(i);
-          } else if (meta === 'hist') {
-            xs.push(tr.x); ys.push(this.histogram(p.xt)); idx.push(i);
+        // markers and the t line are layout shapes: relayout redraws only them
+        const update = {};
+        ((gd.layout && gd.layout.shapes) || []).forEach((sh, i) => {
+          const name = sh.name || '';
+          if (name === 'vline') { update[`shapes[${i}].x0`] = t; update[`shapes[${i}].x1`] = t; }
+          else if (name.startsWith('marker:')) {
+            const y = p.arrays[name.slice(7)][t];
+            update[`shapes[${i}].xanchor`] = t;
+            update[`shapes[${i}].yanchor`] = y === null ? 0 : y;
+            update[`shapes[${i}].visible`] = y !== null;
           }
         });
-        if (idx.length) P.restyle(gd, { x: xs, y: ys }, idx);
+        if (Object.keys(update).length) P.relayout(gd, update);
+        const hist = (gd.data || []).findIndex((tr) => tr.meta === 'hist');
+        if (hist >= 0) P.restyle(gd, { y: [this.histogram(p.xt)] }, [hist]);
       });
     },
   };
@@ -289,7 +314,7 @@ def build_forward_tab(demo: gr.Blocks) -> dict:
         with gr.Column(scale=2):
             # maximum = the largest T allowed, so API calls with any T pass; the page narrows it to T on load
             t_slider = gr.Slider(0, UI_MAX_T, value=DEFAULT_T_SHOWN, step=1, label="Timestep t",
-                                 elem_id="timestep-t")
+                                 elem_id=SLIDER_ID)
             view = gr.HTML(_VIEW_HTML, css_template=_VIEW_CSS, js_on_load=None, elem_id="forward-view")
             with gr.Row():
                 coef_plot = gr.Plot(label="coefficients", elem_classes=[LIVE_PLOT_CLASS], elem_id="fwd-coef-plot")
@@ -320,8 +345,9 @@ def build_forward_tab(demo: gr.Blocks) -> dict:
     # the hot path: no request, the browser draws x_t
     t_slider.input(None, inputs=[t_slider], js=SHOW_JS, trigger_mode="always_last", show_progress="hidden",
                    api_name="draw_timestep")
-    t_slider.change(forward_math, inputs=[*schedule_inputs, t_slider], outputs=math, trigger_mode="always_last",
-                    show_progress="hidden", api_name="forward_math")
+    # the LaTeX panel re-renders on release only: typesetting on every move would hold up the image
+    t_slider.release(forward_math, inputs=[*schedule_inputs, t_slider], outputs=math, trigger_mode="always_last",
+                     show_progress="hidden", api_name="forward_math")
     frames.release(forward_chain, inputs=[x0_image, *schedule_inputs, seed, frames], outputs=chain,
                    show_progress="minimal", api_name="forward_chain")
     upload.upload(load_upload, inputs=upload, outputs=x0_image, api_name="load_upload")
