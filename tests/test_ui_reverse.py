@@ -1,0 +1,349 @@
+"""The Reverse tab driven through gradio_client: streaming, scrubbing, sessions, compare, img2img, export, errors.
+
+The tab runs on a tiny random UNet (these tests must not depend on the shipped weights), injected
+through the tab's ModelProvider; one test builds the whole app to check the tab is wired in.
+"""
+
+import json
+import math
+import socket
+import time
+
+import httpx
+import numpy as np
+import pytest
+import torch
+from gradio_client import Client, handle_file
+from PIL import Image
+
+import gradio as gr
+from explorer import data, trajectory as tr
+from explorer.model import CheckpointError, UNet, UNetConfig
+from explorer.samplers import model_eps_fn
+from explorer.schedules import make_schedule
+from explorer.ui.reverse import ModelProvider, build_reverse_tab, compare_frame, labels_for
+
+LINEAR = ["linear", 1000, 1e-4, 0.02, 0.008, False]
+COSINE = ["cosine", 1000, 1e-4, 0.02, 0.008, False]
+DIGIT = str(data.ASSETS_DIR / "mnist_3.png")
+
+
+def tiny_model() -> UNet:
+    torch.manual_seed(0)
+    model = UNet(UNetConfig(patch=2, channels=(16, 32), blocks=(1, 1))).eval()
+    with torch.no_grad():
+        model.head[-1].weight.normal_(0, 0.05)  # the head starts at zero; give ε̂ some signal
+    return model
+
+
+class CountingLoader:
+    def __init__(self, result=None, error=None):
+        self.calls, self.result, self.error = 0, result, error
+
+    def __call__(self):
+        self.calls += 1
+        if self.error:
+            raise self.error
+        return self.result
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def launch(provider):
+    with gr.Blocks() as demo:
+        build_reverse_tab(demo, provider=provider)
+    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=_free_port(),
+                        allowed_paths=[str(data.ASSETS_DIR)])
+    return demo
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.set_num_threads(1)  # the machine is small and busy: intra-op threads only add stalls here
+    return tiny_model()
+
+
+@pytest.fixture(scope="module")
+def loader(model):
+    return CountingLoader(result=(model, {"parameters": 1, "training": {"steps_done": 0}, "weights": "random"}))
+
+
+@pytest.fixture(scope="module")
+def app(loader):
+    demo = launch(ModelProvider(loader))
+    yield demo
+    demo.close()
+
+
+@pytest.fixture()
+def client(app):
+    return Client(app.local_url, verbose=False)  # a fresh session per test
+
+
+def args(schedule=LINEAR, sampler="ddim", steps=8, eta=0.0, spacing="trailing", digit="mixed", guidance=1.0,
+         seed=0, n=4):
+    return [*schedule, sampler, steps, eta, spacing, digit, guidance, seed, n]
+
+
+def sample(client, **kwargs):
+    return client.predict(*args(**kwargs), api_name="/reverse_sample")
+
+
+def value(x):
+    """A component value, or the value inside an update (the slider comes back as {'__type__': 'update', ...})."""
+    return x["value"] if isinstance(x, dict) and x.get("__type__") == "update" else x
+
+
+def image(path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("L"))
+
+
+def expected_run(model, schedule=LINEAR, sampler="ddim", steps=8, eta=0.0, spacing="trailing", digit="mixed",
+                 guidance=1.0, seed=0, n=4) -> tr.Trajectory:
+    s = make_schedule(schedule[0], schedule[1], **({"s": schedule[4]} if schedule[0] == "cosine" else
+                                                     {"beta_start": schedule[2], "beta_end": schedule[3]}))
+    x, g = tr.initial_noise(seed, n)
+    return tr.record_all(model_eps_fn(model, s, labels_for(digit, n), guidance), s, x, g, sampler=sampler,
+                         steps=steps, eta=eta, spacing=spacing)
+
+
+def assert_still_serving(client):
+    out = sample(client, steps=2, n=1)
+    assert value(out[0]) == 2
+
+
+# ---------------------------------------------------------------- sampling and scrubbing
+
+
+def test_every_event_has_an_api_name(app):
+    names = [fn.api_name for fn in app.fns.values()]
+    assert all(names), names
+    for name in ("reverse_sample", "reverse_stop", "reverse_view", "reverse_prev", "reverse_next", "reverse_play",
+                 "reverse_export", "reverse_compare", "reverse_compare_view", "reverse_img2img"):
+        assert name in names
+
+
+def test_sample_returns_the_result_frame_of_the_same_seeded_run(client, model):
+    frame, x_t, eps, x0_hat, numbers, caption, *_ = sample(client, steps=8, n=4, seed=3)
+    expected = expected_run(model, steps=8, n=4, seed=3)
+    assert value(frame) == 8  # 8 steps + the result frame, counted from 0
+    assert np.array_equal(image(x_t), tr.tile(expected.final()))
+    assert np.array_equal(image(x0_hat), tr.tile(expected.x0_hat[-1]))
+    assert "Result" in numbers and caption.startswith("Done: 8 steps")
+
+
+def test_sample_streams_a_first_frame_before_the_end(client):
+    job = client.submit(*args(steps=30, n=2), api_name="/reverse_sample")
+    job.result()
+    outputs = job.outputs()
+    assert len(outputs) >= 2
+    assert outputs[0][5].startswith("Sampling… step 1 of 30") and outputs[-1][5].startswith("Done")
+
+
+def test_scrubbing_shows_the_recorded_frame_and_its_numbers(client, model):
+    sample(client, steps=8, n=4, seed=1)
+    expected = expected_run(model, steps=8, n=4, seed=1)
+    x_t, eps, x0_hat, numbers, marker = client.predict(3, api_name="/reverse_view")
+    assert np.array_equal(image(x_t), tr.tile(expected.x_t[3]))
+    assert np.array_equal(image(eps), tr.tile(expected.eps[3]))
+    assert np.array_equal(image(x0_hat), tr.tile(expected.x0_hat[3]))
+    t = int(expected.numbers["t"][3])
+    assert f"x_t at t = {t}" in numbers and "Step 4 of 8" in numbers
+    assert marker["t"] == t and marker["values"]["alpha_bar"] == pytest.approx(make_schedule("linear", 1000).alpha_bars[t])
+
+
+def test_scrubbing_never_calls_the_model(client, model, monkeypatch):
+    sample(client, steps=4, n=2)
+
+    def boom(*a, **k):
+        raise AssertionError("the model was called while scrubbing")
+
+    monkeypatch.setattr(model, "forward", boom)
+    for k in (0, 2, 4):
+        client.predict(k, api_name="/reverse_view")
+    client.predict(1, api_name="/reverse_next")
+    client.predict(1, api_name="/reverse_prev")
+
+
+def test_prev_and_next_step_one_frame_and_stop_at_the_ends(client):
+    sample(client, steps=3, n=1)
+    assert client.predict(0, api_name="/reverse_prev")[0] == 0
+    assert client.predict(0, api_name="/reverse_next")[0] == 1
+    assert client.predict(3, api_name="/reverse_next")[0] == 3
+    a = client.predict(1, api_name="/reverse_next")
+    b = client.predict(3, api_name="/reverse_prev")
+    assert a[0] == b[0] == 2 and np.array_equal(image(a[1]), image(b[1]))
+
+
+def test_play_starts_from_the_beginning_at_the_end_and_ticks_forward(client):
+    sample(client, steps=4, n=1)
+    assert client.predict(4, api_name="/reverse_play")[0] == 0
+    assert client.predict(0, api_name="/reverse_play_tick")[0] == 1
+
+
+def test_two_sessions_never_see_each_others_frames(app, model):
+    a, b = Client(app.local_url, verbose=False), Client(app.local_url, verbose=False)
+    sample(a, steps=4, n=1, seed=11)
+    sample(b, steps=6, n=4, seed=12)
+    a_view = image(a.predict(0, api_name="/reverse_view")[0])
+    b_view = image(b.predict(0, api_name="/reverse_view")[0])
+    assert np.array_equal(a_view, tr.tile(expected_run(model, steps=4, n=1, seed=11).x_t[0]))
+    assert np.array_equal(b_view, tr.tile(expected_run(model, steps=6, n=4, seed=12).x_t[0]))
+    with pytest.raises(Exception, match="maximum value 4"):  # a's slider has 5 frames (0..4), b's has 7
+        a.predict(6, api_name="/reverse_view")
+
+
+def test_a_new_sample_replaces_the_old_trajectory(client, model):
+    sample(client, steps=6, n=1, seed=1)
+    sample(client, steps=2, n=1, seed=2)
+    assert np.array_equal(image(client.predict(0, api_name="/reverse_view")[0]),
+                          tr.tile(expected_run(model, steps=2, n=1, seed=2).x_t[0]))
+
+
+def test_a_cancelled_run_keeps_the_frames_recorded_so_far(client):
+    job = client.submit(*args(sampler="ddpm", n=16), api_name="/reverse_sample")  # 1000 steps
+    deadline = time.time() + 60
+    while len(job.outputs()) < 2 and time.time() < deadline:
+        time.sleep(0.05)
+    assert len(job.outputs()) >= 2, "the run did not stream"
+    job.cancel()
+    time.sleep(0.5)
+    x_t, _, _, numbers, _ = client.predict(0, api_name="/reverse_view")
+    assert "Step 1 of 1000" in numbers
+    gif, png = client.predict(api_name="/reverse_export")
+    assert gif.endswith(".gif") and png is None  # no final samples from a stopped run
+    assert_still_serving(client)
+
+
+def test_model_is_loaded_once_per_process(app, loader):
+    c = Client(app.local_url, verbose=False)
+    sample(c, steps=1, n=1)
+    sample(c, steps=1, n=1)
+    assert loader.calls == 1
+
+
+# ---------------------------------------------------------------- export, compare, img2img
+
+
+def test_export_gives_an_animated_gif_and_the_final_png(client, model):
+    sample(client, steps=5, n=4, seed=4)
+    gif, png = client.predict(api_name="/reverse_export")
+    with Image.open(gif) as im:
+        assert im.format == "GIF" and im.n_frames == 6
+    assert np.array_equal(image(png), tr.tile(expected_run(model, steps=5, n=4, seed=4).final()))
+
+
+def test_compare_schedules_starts_from_the_same_noise_and_differs_later(client):
+    out = client.predict(*args(steps=5, n=2), "schedules", *COSINE, "ddpm", 50, 0.0, api_name="/reverse_compare")
+    frame, a_xt, a_x0, b_xt, b_x0, a_caption, b_caption = out
+    assert value(frame) == 5 and "linear" in a_caption and "cosine" in b_caption
+    assert not np.array_equal(image(a_xt), image(b_xt))
+    first = client.predict(0, api_name="/reverse_compare_view")
+    assert np.array_equal(image(first[0]), image(first[2]))  # x_T: same seed, same noise
+
+
+def test_compare_samplers_runs_in_lock_step(client):
+    short = ["linear", 20, 1e-4, 0.02, 0.008, False]
+    out = client.predict(*args(schedule=short, sampler="ddpm", n=1), "samplers", *COSINE, "ddim", 5, 0.0,
+                         api_name="/reverse_compare")
+    assert value(out[0]) == 20 and "DDPM" in out[5] and "DDIM, 5 steps" in out[6]
+    mid = client.predict(10, api_name="/reverse_compare_view")
+    assert "step 11 of 20, t = 10" in mid[4] and "step 3 of 5, t = 12" in mid[5]  # 10 of 0..20 ↔ 2.5 -> 2 of 0..5
+    assert value(client.predict(20, api_name="/reverse_compare_next")[0]) == 20
+
+
+def test_compare_frame_maps_by_share_of_the_run():
+    assert [compare_frame(k, 11, 6) for k in (0, 5, 10)] == [0, 2, 5]
+    assert compare_frame(4, 5, 1) == 0 and compare_frame(0, 1, 1) == 0
+
+
+def test_img2img_noises_to_t_and_denoises_back(client):
+    x_in, noised, result, caption = client.predict(handle_file(DIGIT), 300, *args(steps=50, n=4),
+                                                   api_name="/reverse_img2img")
+    x0 = tr.image_to_digit_tensor(data.load_image(DIGIT))
+    assert np.array_equal(image(x_in), tr.tile(tr.to_uint8(x0)))
+    assert image(noised).shape == image(result).shape == tr.tile(np.zeros((4, 28, 28), np.uint8)).shape
+    assert "t = 300 of 1000" in caption and "15 DDIM steps" in caption  # 50 · 300 / 1000
+
+
+# ---------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(steps=0), "minimum"),
+    (dict(steps=1001), "maximum"),
+    (dict(schedule=["linear", 20, 1e-4, 0.02, 0.008, False], steps=50), "at most T = 20"),
+    (dict(eta=1.5), "maximum"),
+    (dict(sampler="euler"), "euler"),
+    (dict(digit="11"), "11"),
+    (dict(n=10**6), "maximum"),
+    (dict(schedule=["linear", 5000, 1e-4, 0.02, 0.008, False], sampler="ddpm"), "DDPM"),
+    (dict(seed=-1), "minimum"),
+])
+def test_bad_input_gets_a_clear_error_and_the_server_keeps_serving(client, kwargs, message):
+    with pytest.raises(Exception, match=message):
+        sample(client, **kwargs)
+    assert_still_serving(client)
+
+
+def raw_call(app, api_name: str, payload: list) -> str:
+    """POST through the HTTP API with plain JSON (gradio_client refuses NaN); returns the event stream."""
+    body = json.dumps({"data": payload})  # NaN is written as the bare token NaN
+    base = app.local_url.rstrip("/")
+    r = httpx.post(f"{base}/gradio_api/call/{api_name}", content=body, headers={"content-type": "application/json"})
+    r.raise_for_status()
+    event = r.json()["event_id"]
+    return httpx.get(f"{base}/gradio_api/call/{api_name}/{event}", timeout=60).text
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(eta=float("nan")), "η must be a number from 0 to 1, got nan"),
+    (dict(guidance=float("nan")), "guidance scale must be a number"),
+    (dict(seed=float("nan")), "seed"),
+    (dict(steps=float("nan")), "DDIM steps"),
+])
+def test_nan_through_the_http_api_gets_a_clear_error(app, client, kwargs, message):
+    stream = raw_call(app, "reverse_sample", args(**kwargs))
+    assert "event: error" in stream and message in stream.encode().decode("unicode_escape")
+    assert_still_serving(client)
+
+
+def test_scrubbing_before_any_sample_says_what_to_do(client):
+    with pytest.raises(Exception, match="press Sample first"):
+        client.predict(0, api_name="/reverse_next")
+    with pytest.raises(Exception, match="press Compare first"):
+        client.predict(0, api_name="/reverse_compare_next")
+
+
+def test_missing_checkpoint_shows_a_message_instead_of_crashing():
+    error = CheckpointError("Model weights not found at checkpoints/x.safetensors. Train them with ...")
+    demo = launch(ModelProvider(CountingLoader(error=error)))
+    try:
+        c = Client(demo.local_url, verbose=False)
+        status = c.predict(api_name="/reverse_model_status")[0]
+        assert "No model" in status and "weights not found" in status
+        with pytest.raises(Exception, match="weights not found"):
+            sample(c, steps=2, n=1)
+        assert "No model" in c.predict(api_name="/reverse_model_status")[0]  # still serving
+    finally:
+        demo.close()
+
+
+def test_the_whole_app_has_the_reverse_tab():
+    from explorer.ui import build_demo
+
+    names = {fn.api_name for fn in build_demo().fns.values()}
+    assert {"reverse_sample", "reverse_view", "reverse_compare", "reverse_img2img", "reverse_export",
+            "reverse_copy_forward_schedule", "reverse_use_forward_image"} <= names
+
+
+def test_labels_for_digit_choices():
+    assert labels_for("mixed", 12).tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]
+    assert labels_for("none", 2).tolist() == [10, 10] and labels_for("7", 1).tolist() == [7]
+    with pytest.raises(ValueError, match="digit class"):
+        labels_for("11", 1)
+    assert math.isfinite(tr.MAX_GUIDANCE)
