@@ -154,9 +154,9 @@ class Trajectory:
         j = min(k, self.num_steps - 1)
         return self.x_t[k], self.eps[j], self.x0_hat[j]
 
-    def frame_grids(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The three grids of frame k, ready to show (uint8, upscaled)."""
-        return tuple(tile(a) for a in self.frame_arrays(k))
+    def frame_grids(self, k: int, min_side: int = DISPLAY_SIDE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The three grids of frame k, ready to show (uint8, upscaled to >= min_side)."""
+        return tuple(tile(a, min_side=min_side) for a in self.frame_arrays(k))
 
     def frame_numbers(self, k: int) -> dict:
         """The numbers of frame k's step (for the result frame: t = 0 and the step that produced it)."""

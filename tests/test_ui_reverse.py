@@ -21,7 +21,7 @@ from explorer import data, trajectory as tr
 from explorer.model import CheckpointError, UNet, UNetConfig
 from explorer.samplers import model_eps_fn
 from explorer.schedules import make_schedule
-from explorer.ui.reverse import ModelProvider, build_reverse_tab, compare_frame, labels_for
+from explorer.ui.reverse import GRID_SIDE, ModelProvider, build_reverse_tab, compare_frame, labels_for
 
 LINEAR = ["linear", 1000, 1e-4, 0.02, 0.008, False]
 COSINE = ["cosine", 1000, 1e-4, 0.02, 0.008, False]
@@ -98,6 +98,11 @@ def value(x):
     return x["value"] if isinstance(x, dict) and x.get("__type__") == "update" else x
 
 
+def grid(frames) -> np.ndarray:
+    """What the tab shows for (B, H, W) uint8 frames."""
+    return tr.tile(frames, min_side=GRID_SIDE)
+
+
 def image(path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("L"))
 
@@ -131,8 +136,8 @@ def test_sample_returns_the_result_frame_of_the_same_seeded_run(client, model):
     frame, x_t, eps, x0_hat, numbers, caption, *_ = sample(client, steps=8, n=4, seed=3)
     expected = expected_run(model, steps=8, n=4, seed=3)
     assert value(frame) == 8  # 8 steps + the result frame, counted from 0
-    assert np.array_equal(image(x_t), tr.tile(expected.final()))
-    assert np.array_equal(image(x0_hat), tr.tile(expected.x0_hat[-1]))
+    assert np.array_equal(image(x_t), grid(expected.final()))
+    assert np.array_equal(image(x0_hat), grid(expected.x0_hat[-1]))
     assert "Result" in numbers and caption.startswith("Done: 8 steps")
 
 
@@ -148,9 +153,9 @@ def test_scrubbing_shows_the_recorded_frame_and_its_numbers(client, model):
     sample(client, steps=8, n=4, seed=1)
     expected = expected_run(model, steps=8, n=4, seed=1)
     x_t, eps, x0_hat, numbers, marker = client.predict(3, api_name="/reverse_view")
-    assert np.array_equal(image(x_t), tr.tile(expected.x_t[3]))
-    assert np.array_equal(image(eps), tr.tile(expected.eps[3]))
-    assert np.array_equal(image(x0_hat), tr.tile(expected.x0_hat[3]))
+    assert np.array_equal(image(x_t), grid(expected.x_t[3]))
+    assert np.array_equal(image(eps), grid(expected.eps[3]))
+    assert np.array_equal(image(x0_hat), grid(expected.x0_hat[3]))
     t = int(expected.numbers["t"][3])
     assert f"x_t at t = {t}" in numbers and "Step 4 of 8" in numbers
     assert marker["t"] == t and marker["values"]["alpha_bar"] == pytest.approx(make_schedule("linear", 1000).alpha_bars[t])
@@ -191,8 +196,8 @@ def test_two_sessions_never_see_each_others_frames(app, model):
     sample(b, steps=6, n=4, seed=12)
     a_view = image(a.predict(0, api_name="/reverse_view")[0])
     b_view = image(b.predict(0, api_name="/reverse_view")[0])
-    assert np.array_equal(a_view, tr.tile(expected_run(model, steps=4, n=1, seed=11).x_t[0]))
-    assert np.array_equal(b_view, tr.tile(expected_run(model, steps=6, n=4, seed=12).x_t[0]))
+    assert np.array_equal(a_view, grid(expected_run(model, steps=4, n=1, seed=11).x_t[0]))
+    assert np.array_equal(b_view, grid(expected_run(model, steps=6, n=4, seed=12).x_t[0]))
     with pytest.raises(Exception, match="maximum value 4"):  # a's slider has 5 frames (0..4), b's has 7
         a.predict(6, api_name="/reverse_view")
 
@@ -201,7 +206,7 @@ def test_a_new_sample_replaces_the_old_trajectory(client, model):
     sample(client, steps=6, n=1, seed=1)
     sample(client, steps=2, n=1, seed=2)
     assert np.array_equal(image(client.predict(0, api_name="/reverse_view")[0]),
-                          tr.tile(expected_run(model, steps=2, n=1, seed=2).x_t[0]))
+                          grid(expected_run(model, steps=2, n=1, seed=2).x_t[0]))
 
 
 def test_a_cancelled_run_keeps_the_frames_recorded_so_far(client):
@@ -265,8 +270,8 @@ def test_img2img_noises_to_t_and_denoises_back(client):
     x_in, noised, result, caption = client.predict(handle_file(DIGIT), 300, *args(steps=50, n=4),
                                                    api_name="/reverse_img2img")
     x0 = tr.image_to_digit_tensor(data.load_image(DIGIT))
-    assert np.array_equal(image(x_in), tr.tile(tr.to_uint8(x0)))
-    assert image(noised).shape == image(result).shape == tr.tile(np.zeros((4, 28, 28), np.uint8)).shape
+    assert np.array_equal(image(x_in), grid(tr.to_uint8(x0)))
+    assert image(noised).shape == image(result).shape == grid(np.zeros((4, 28, 28), np.uint8)).shape
     assert "t = 300 of 1000" in caption and "15 DDIM steps" in caption  # 50 · 300 / 1000
 
 

@@ -29,8 +29,9 @@ from ..samplers import DEFAULT_SPACING, SAMPLERS, SPACINGS, model_eps_fn
 from ..schedules import DEFAULT_T, Schedule
 from .common import LATEX, ScheduleControls, schedule_from_controls
 
-STREAM_INTERVAL_S = 0.25  # streamed frames at most 4 per second (each costs the server PNGs and the browser
-# fetches); every step is still recorded. Measured: 0.1 s made DDIM-50 × 16 take 4 s instead of 1.6 s.
+STREAM_INTERVAL_S = 0.5  # at most 2 streamed frames per second; every step is still recorded. Each streamed
+# frame costs the server 3 PNGs and the browser 3 fetches, and slows the model (GIL, 2 cores). Measured for
+# DDIM-50 × 16 on the busy 2-core machine: 0.1 s -> 4.1 s in all, 0.25 s -> 2.6 s, 0.5 s -> 2.0 s, none -> 1.5 s.
 PLAY_INTERVAL_S = 0.15
 PLAY_SECONDS = 8.0  # play runs through a whole trajectory in about this long
 DEFAULT_SAMPLER = "ddim"
@@ -38,6 +39,7 @@ DEFAULT_STEPS = 50
 DEFAULT_SAMPLES = 16
 DEFAULT_GUIDANCE = 1.0  # w = 1: plain conditional sampling, one model call per step
 DEFAULT_IMG2IMG_T = 500
+GRID_SIDE = render.DISPLAY_SIDE  # grids are enlarged (nearest) on the server: crisp in the browser and for API users
 PLOT_CLASS = "ddpm-rev-plot"
 IMAGE_CLASS = "ddpm-rev-image"
 DIGIT_CHOICES = [("any digit (unconditional)", "none"), ("0–9, one of each in turn", "mixed")] + [
@@ -237,7 +239,7 @@ def _require(traj) -> tr.Trajectory:
 
 
 def _view(traj: tr.Trajectory, k: int):
-    x_t, eps, x0_hat = traj.frame_grids(k)
+    x_t, eps, x0_hat = traj.frame_grids(k, GRID_SIDE)
     return x_t, eps, x0_hat, numbers_markdown(traj, k), marker_json(traj, k)
 
 
@@ -281,7 +283,7 @@ class ReverseHandlers:
                 break
             k = traj.count - 1  # the worker may add steps meanwhile; frames up to k are complete
             progress((k + 1, traj.num_steps), unit="steps")
-            x_t, eps, x0_hat = traj.frame_grids(k)
+            x_t, eps, x0_hat = traj.frame_grids(k, GRID_SIDE)
             caption = (f"Sampling… step {k + 1} of {traj.num_steps} ({time.perf_counter() - started:.1f} s) — "
                        f"{describe_run(info)}")
             yield (traj, _frame_slider(traj, k), x_t, eps, x0_hat, numbers_markdown(traj, k), caption,
@@ -290,7 +292,7 @@ class ReverseHandlers:
         elapsed = time.perf_counter() - started
         traj.info["seconds"] = elapsed
         coef_fig, snr_fig = schedule_figures(s)
-        x_t, eps, x0_hat = traj.frame_grids(k)
+        x_t, eps, x0_hat = traj.frame_grids(k, GRID_SIDE)
         caption = f"Done: {traj.num_steps} steps in {elapsed:.2f} s — {describe_run(info)}"
         yield traj, _frame_slider(traj, k), x_t, eps, x0_hat, numbers_markdown(traj, k), caption, coef_fig, snr_fig
 
@@ -370,7 +372,7 @@ class ReverseHandlers:
         images, captions = [], []
         for i, (side, traj) in enumerate(zip("AB", trajs)):
             j = compare_frame(k, n, traj.num_frames if counts is None else counts[i])
-            x_t, _, x0_hat = traj.frame_grids(j)
+            x_t, _, x0_hat = traj.frame_grids(j, GRID_SIDE)
             images += [x_t, x0_hat]
             t = traj.frame_t(j)
             where = "result x₀" if traj.is_result(j) else f"step {j + 1} of {traj.num_steps}, t = {t}"
@@ -412,13 +414,13 @@ class ReverseHandlers:
         x0 = tr.image_to_digit_tensor(data.load_image(image_path))  # (1, 1, 28, 28)
         generator = torch.Generator().manual_seed(info["seed"])
         x_start = tr.img2img_start(x0, t_start, s, info["n"], generator)
-        shown_in = tr.tile(tr.to_uint8(x0))
-        shown_noised = tr.tile(tr.to_uint8(x_start))
+        shown_in = tr.tile(tr.to_uint8(x0), min_side=GRID_SIDE)
+        shown_noised = tr.tile(tr.to_uint8(x_start), min_side=GRID_SIDE)
         work = self._recorder(s, labels, info, t_start=t_start, x_start=x_start, generator=generator)
         for traj in stream_latest(work, STREAM_INTERVAL_S):
             progress((traj.count, traj.num_steps), unit="steps")
             k = traj.count - 1
-            result = tr.tile(traj.final() if traj.finished else traj.x0_hat[k])
+            result = tr.tile(traj.final() if traj.finished else traj.x0_hat[k], min_side=GRID_SIDE)
             what = "x₀" if traj.finished else f"x̂₀ at step {k + 1} of {traj.num_steps}"
             caption = (f"x₀ noised to t = {t_start} of {s.T} (ᾱ_t = {_format(s.alpha_bars[t_start])}), then "
                        f"{info['num_steps']} {SAMPLER_LABELS[sampler]} steps back to t = 0 — showing {what}.")
