@@ -517,7 +517,7 @@ def build_reverse_tab(demo: gr.Blocks, forward: dict | None = None, provider: Mo
                                      label="guidance w (0 uncond., 1 cond.)")
             with gr.Row():
                 # no precision: NaN from the API reaches check_seed (precision=0 would fail to round it, with no message)
-                seed = gr.Number(0, label="seed", minimum=0, step=1)
+                seed = gr.Number(0, label="seed", minimum=0, step=1, elem_id="reverse-seed")
                 n_samples = gr.Slider(1, tr.MAX_SAMPLES, value=DEFAULT_SAMPLES, step=1, label="samples")
             with gr.Row():
                 sample_btn = gr.Button("Sample", variant="primary", elem_id="reverse-sample")
