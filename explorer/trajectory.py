@@ -14,8 +14,8 @@ No gradio import: the UI layer calls these functions.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -202,9 +202,8 @@ def record(eps_fn: EpsFn, s: Schedule, x_start: torch.Tensor, generator: torch.G
 
 
 def record_all(*args, **kwargs) -> Trajectory:
-    traj = None
-    for traj in record(*args, **kwargs):
-        pass
+    """:func:`record` drained: the finished trajectory."""
+    *_, traj = record(*args, **kwargs)
     return traj
 
 

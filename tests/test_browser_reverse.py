@@ -5,11 +5,11 @@ Runs the tab on a tiny random UNet (independent of the shipped weights); one tes
 
 import socket
 
+import gradio as gr
 import pytest
 import torch
 from playwright.sync_api import expect, sync_playwright
 
-import gradio as gr
 from explorer import data
 from explorer.model import UNet, UNetConfig
 from explorer.ui.reverse import ModelProvider, build_reverse_tab

@@ -7,7 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from explorer import data, trajectory as tr
+from explorer import data
+from explorer import trajectory as tr
 from explorer.diffusion import q_sample
 from explorer.model import UNet, UNetConfig
 from explorer.samplers import model_eps_fn, sample

@@ -9,6 +9,7 @@ import math
 import socket
 import time
 
+import gradio as gr
 import httpx
 import numpy as np
 import pytest
@@ -16,8 +17,8 @@ import torch
 from gradio_client import Client, handle_file
 from PIL import Image
 
-import gradio as gr
-from explorer import data, trajectory as tr
+from explorer import data
+from explorer import trajectory as tr
 from explorer.model import CheckpointError, UNet, UNetConfig
 from explorer.samplers import model_eps_fn
 from explorer.schedules import make_schedule
@@ -158,7 +159,8 @@ def test_scrubbing_shows_the_recorded_frame_and_its_numbers(client, model):
     assert np.array_equal(image(x0_hat), grid(expected.x0_hat[3]))
     t = int(expected.numbers["t"][3])
     assert f"x_t at t = {t}" in numbers and "Step 4 of 8" in numbers
-    assert marker["t"] == t and marker["values"]["alpha_bar"] == pytest.approx(make_schedule("linear", 1000).alpha_bars[t])
+    assert marker["t"] == t
+    assert marker["values"]["alpha_bar"] == pytest.approx(make_schedule("linear", 1000).alpha_bars[t])
 
 
 def test_scrubbing_never_calls_the_model(client, model, monkeypatch):

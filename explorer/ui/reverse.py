@@ -11,7 +11,7 @@ Layout and wiring only; every number comes from explorer.samplers / trajectory /
 from __future__ import annotations
 
 import functools
-import json
+import inspect
 import math
 import tempfile
 import threading
@@ -87,7 +87,7 @@ DEFAULT_MODEL = ModelProvider()
 
 def user_errors(fn):
     """ValueError / CheckpointError -> gr.Error the user reads; works for plain and generator handlers."""
-    if _is_generator_function(fn):
+    if inspect.isgeneratorfunction(fn):
         @functools.wraps(fn)
         def gen_wrapper(*args, **kwargs):
             try:
@@ -107,11 +107,6 @@ def user_errors(fn):
         except (ValueError, CheckpointError) as e:
             raise gr.Error(str(e)) from None
     return wrapper
-
-
-def _is_generator_function(fn) -> bool:
-    import inspect
-    return inspect.isgeneratorfunction(fn)
 
 
 def labels_for(digit, n: int) -> torch.Tensor:
@@ -140,7 +135,8 @@ def numbers_markdown(traj: tr.Trajectory, k: int) -> str:
         head = (f"**Step {n['step']} of {n['num_steps']}** — frame {k}: "
                 f"x_t at t = {n['t']}, the step goes to t_prev = {n['t_prev']}")
     rows = [
-        ("ᾱ_t", n["alpha_bar_t"]), ("ᾱ_{t_prev}", n["alpha_bar_prev"]), ("log-SNR λ_t (the model's input)", n["log_snr"]),
+        ("ᾱ_t", n["alpha_bar_t"]), ("ᾱ_{t_prev}", n["alpha_bar_prev"]),
+        ("log-SNR λ_t (the model's input)", n["log_snr"]),
         ("σ (std of the noise added)", n["sigma"]),
     ]
     if n["posterior_var"] is not None:
@@ -190,7 +186,7 @@ def describe_run(info: dict) -> str:
 
 
 def stream_latest(work, interval: float):
-    """Run the iterator ``work`` in a thread; yield its newest item at once, then at most every ``interval`` s, then its last.
+    """Run the iterator ``work`` in a thread; yield its newest item at once, then every ``interval`` s, then its last.
 
     Sampling goes on while Gradio sends a streamed frame (a plain generator would pause for it).
     Closing this generator (Stop cancels the event) stops the worker after its current step.
@@ -508,7 +504,8 @@ def build_reverse_tab(demo: gr.Blocks, forward: dict | None = None, provider: Mo
             with gr.Row():
                 sampler = gr.Radio(list(SAMPLERS), value=DEFAULT_SAMPLER, label="sampler", elem_id="reverse-sampler")
                 spacing = gr.Dropdown(list(SPACINGS), value=DEFAULT_SPACING, label="DDIM timestep spacing")
-            steps = gr.Slider(1, tr.MAX_RECORDED_STEPS, value=DEFAULT_STEPS, step=1, label="DDIM steps (DDPM takes all T)",
+            steps = gr.Slider(1, tr.MAX_RECORDED_STEPS, value=DEFAULT_STEPS, step=1,
+                              label="DDIM steps (DDPM takes all T)",
                               elem_id="reverse-steps")
             eta = gr.Slider(0.0, 1.0, value=0.0, step=0.05, label="DDIM η (0 = deterministic, 1 = DDPM-like noise)")
             with gr.Row():
@@ -516,7 +513,7 @@ def build_reverse_tab(demo: gr.Blocks, forward: dict | None = None, provider: Mo
                 guidance = gr.Slider(0.0, tr.MAX_GUIDANCE, value=DEFAULT_GUIDANCE, step=0.5,
                                      label="guidance w (0 uncond., 1 cond.)")
             with gr.Row():
-                # no precision: NaN from the API reaches check_seed (precision=0 would fail to round it, with no message)
+                # no precision: NaN from the API reaches check_seed (precision=0 fails to round it, without a message)
                 seed = gr.Number(0, label="seed", minimum=0, step=1, elem_id="reverse-seed")
                 n_samples = gr.Slider(1, tr.MAX_SAMPLES, value=DEFAULT_SAMPLES, step=1, label="samples")
             with gr.Row():
@@ -606,7 +603,8 @@ def build_reverse_tab(demo: gr.Blocks, forward: dict | None = None, provider: Mo
     fast = dict(show_progress="hidden", concurrency_limit=None)
 
     default_schedule = schedule_from_controls(*[c.value for c in controls.inputs])
-    demo.load(lambda: (provider.status(), *schedule_figures(default_schedule)), outputs=[status, coef_plot, snr_plot], api_name="reverse_model_status", show_progress="hidden")
+    demo.load(lambda: (provider.status(), *schedule_figures(default_schedule)), outputs=[status, coef_plot, snr_plot],
+              api_name="reverse_model_status", show_progress="hidden")
     sampling = dict(concurrency_id="reverse_sampling", concurrency_limit=2, show_progress="minimal")
     run = sample_btn.click(user_errors(h.sample), inputs=run_inputs,
                            outputs=[state, frame, x_t_img, eps_img, x0_img, numbers, caption, coef_plot, snr_plot],
@@ -630,7 +628,8 @@ def build_reverse_tab(demo: gr.Blocks, forward: dict | None = None, provider: Mo
 
     compare_inputs = [*run_inputs, compare_what, *b_controls.inputs, b_sampler, b_steps, b_eta]
     compare_outputs = [compare_frame_slider, a_xt, a_x0, b_xt, b_x0, a_caption, b_caption]
-    comparing = compare_btn.click(user_errors(h.compare), inputs=compare_inputs, outputs=[compare_state, *compare_outputs],
+    comparing = compare_btn.click(user_errors(h.compare), inputs=compare_inputs,
+                                  outputs=[compare_state, *compare_outputs],
                                   api_name="reverse_compare", **sampling)
     compare_stop.click(None, cancels=[comparing], api_name="reverse_compare_stop")
     compare_frame_slider.input(user_errors(h.compare_view), inputs=[compare_state, compare_frame_slider],
@@ -644,8 +643,7 @@ def build_reverse_tab(demo: gr.Blocks, forward: dict | None = None, provider: Mo
     i2i_btn.click(user_errors(h.img2img), inputs=[i2i_image, i2i_t, *run_inputs],
                   outputs=[i2i_in, i2i_noised, i2i_out, i2i_caption], api_name="reverse_img2img", **sampling)
     use_sketch.click(user_errors(_load_sketch), inputs=sketch, outputs=i2i_image, api_name="reverse_load_sketch")
-    controls.T.change(lambda T: gr.update(maximum=max(int(T or 1), 1)) if isinstance(T, (int, float)) and math.isfinite(T)
-                      else gr.skip(), inputs=controls.T, outputs=i2i_t, api_name="reverse_img2img_range",
+    controls.T.change(img2img_range, inputs=controls.T, outputs=i2i_t, api_name="reverse_img2img_range",
                       show_progress="hidden")
     if forward:
         copy_schedule.click(lambda *v: v, inputs=forward["controls"].inputs, outputs=controls.inputs,
@@ -655,6 +653,13 @@ def build_reverse_tab(demo: gr.Blocks, forward: dict | None = None, provider: Mo
     return {"state": state, "frame": frame, "x_t": x_t_img, "eps": eps_img, "x0_hat": x0_img, "numbers": numbers,
             "caption": caption, "status": status, "controls": controls, "compare_state": compare_state,
             "run": run, "handlers": h}
+
+
+def img2img_range(T):
+    """The img2img "noise to t" slider spans 1..T of the chosen schedule (unchanged while T is not a number)."""
+    if isinstance(T, bool) or not isinstance(T, (int, float)) or not math.isfinite(T) or T < 1:
+        return gr.skip()
+    return gr.update(maximum=int(T))
 
 
 @user_errors
