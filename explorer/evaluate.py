@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .mnist import load_mnist_split
-from .model import DEFAULT_CHECKPOINT, card_path, load_pretrained
+from .model import DEFAULT_CHECKPOINT, CheckpointError, card_path, load_pretrained
 from .samplers import model_eps_fn, sample
 from .schedules import make_schedule
 
@@ -131,11 +131,12 @@ def generate(model, schedule_name: str, labels: torch.Tensor, guidance: float, s
     return torch.cat(out).clamp(-1, 1)
 
 
-def evaluate(checkpoint: Path, n_ddim: int, n_ddpm: int, seed: int, guidance=EVAL_GUIDANCE, progress=True) -> dict:
+def evaluate(checkpoint: Path, n_ddim: int, n_ddpm: int, seed: int, guidance=EVAL_GUIDANCE, progress=True,
+             classifier_epochs: int = 12) -> dict:
     t0 = time.perf_counter()
     model, card = load_pretrained(checkpoint)
     split = load_mnist_split()
-    clf = train_classifier(split.train_x, split.train_y)
+    clf = train_classifier(split.train_x, split.train_y, epochs=classifier_epochs)
     test_pred, test_feat = classify(clf, split.test_x)
     test_labels = split.test_y.numpy()
     real_spread = same_class_spread(split.test_x, test_labels)
@@ -183,6 +184,7 @@ def main(argv=None) -> None:
     p.add_argument("--n-ddpm", type=int, default=10, help="samples per class for DDPM-1000 (default %(default)s)")
     p.add_argument("--guidance", type=str, default=",".join(f"{w:g}" for w in EVAL_GUIDANCE))
     p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--classifier-epochs", type=int, default=12, help="epochs of the evaluation classifier")
     p.add_argument("--update-card", action="store_true", help="write the figures into the model card")
     a = p.parse_args(argv)
     if a.n_ddim < 0 or a.n_ddpm < 0 or a.n_ddim + a.n_ddpm == 0:
@@ -191,7 +193,12 @@ def main(argv=None) -> None:
         guidance = tuple(float(w) for w in a.guidance.split(","))
     except ValueError:
         p.error("--guidance takes comma-separated numbers, e.g. 0,1,3")
-    result = evaluate(a.checkpoint, a.n_ddim, a.n_ddpm, a.seed, guidance)
+    if a.classifier_epochs < 1:
+        p.error("--classifier-epochs must be at least 1")
+    try:
+        result = evaluate(a.checkpoint, a.n_ddim, a.n_ddpm, a.seed, guidance, classifier_epochs=a.classifier_epochs)
+    except CheckpointError as exc:
+        p.error(str(exc))
     print(json.dumps(result, indent=2))
     if a.update_card:
         cp = card_path(a.checkpoint)
