@@ -127,6 +127,19 @@ def test_frames_stream_while_sampling_and_stop_keeps_them(page):
     expect(page.locator("#reverse-numbers")).to_contain_text("Step 1 of 1000", timeout=30_000)
 
 
+def test_play_advances_frames_and_pause_stops(page):
+    sample_and_wait(page)
+    page.locator("#reverse-play").click()  # at the last frame, Play starts again from the first
+    page.wait_for_function(f"() => {{ const v = +document.querySelector('{FRAME}').value; return v > 3 && v < 50; }}",
+                           timeout=30_000)
+    page.locator("#reverse-pause").click()
+    page.wait_for_timeout(500)  # a tick already in flight may still land
+    paused = page.locator(FRAME).input_value()
+    page.wait_for_timeout(1000)
+    assert page.locator(FRAME).input_value() == paused
+    expect(page.locator("#reverse-numbers")).to_contain_text(f"frame {paused}:")
+
+
 def test_compare_runs_both_sides_in_lock_step(page):
     page.get_by_text("Compare: same seed and x_T").click()
     page.locator("#reverse-compare").click()

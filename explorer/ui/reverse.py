@@ -312,7 +312,8 @@ class ReverseHandlers:
         traj = _require(traj)
         last = traj.num_frames - 1
         k = min(int(k or 0) + max(1, round(traj.num_frames * PLAY_INTERVAL_S / PLAY_SECONDS)), last)
-        return (k, *_view(traj, k), gr.Timer(active=k < last))
+        # only ever switch the timer off here: a tick landing after Pause must not switch it back on
+        return (k, *_view(traj, k), gr.Timer(active=False) if k == last else gr.skip())
 
     @staticmethod
     def play(traj, k):
