@@ -278,6 +278,18 @@ def test_img2img_noises_to_t_and_denoises_back(client):
     assert "t = 300 of 1000" in caption and "15 DDIM steps" in caption  # 50 · 300 / 1000
 
 
+def test_img2img_with_ddpm_takes_every_step_from_t(client):
+    short = ["linear", 50, 1e-4, 0.02, 0.008, False]
+    *_, caption = client.predict(handle_file(DIGIT), 20, *args(schedule=short, sampler="ddpm", n=1),
+                                 api_name="/reverse_img2img")
+    assert "t = 20 of 50" in caption and "20 DDPM steps" in caption and "showing x₀" in caption
+
+
+def test_img2img_refuses_t_beyond_the_schedule(client):
+    with pytest.raises(Exception, match="maximum|t must"):
+        client.predict(handle_file(DIGIT), 2000, *args(), api_name="/reverse_img2img")
+
+
 # ---------------------------------------------------------------- bad input
 
 
