@@ -137,12 +137,15 @@ def ddim_step(
     eta: float = 0.0,
     noise: torch.Tensor | None = None,
     clip_x0: bool = True,
+    use_clipped_model_output: bool = False,
 ) -> torch.Tensor:
     """One DDIM step x_t -> x_{t_prev} (Song et al. 2021, eq. 12), as diffusers' DDIMScheduler.step.
 
     x_{t_prev} = sqrt(ab_prev) x̂_0 + sqrt(1 - ab_prev - sigma²) ε + sigma z
     ``t_prev = 0`` means alpha_bar = 1 (the clean image). ``t`` and ``t_prev``
-    may be ints or LongTensors of shape (B,).
+    may be ints or LongTensors of shape (B,). ``use_clipped_model_output``
+    (diffusers' name; improved-diffusion always does it) re-derives ε from the
+    clipped x̂_0 so both terms of the update agree — it matters under strong guidance.
     """
     _check_t(t, s, lowest=1)
     _check_t(t_prev, s)
@@ -155,6 +158,8 @@ def ddim_step(
     x0_hat = predict_x0(x_t, t, eps, s)
     if clip_x0:
         x0_hat = x0_hat.clamp(*X0_RANGE)
+        if use_clipped_model_output:
+            eps = predict_eps(x_t, t, x0_hat, s)
     # 2. sigma_t(eta) and the direction pointing to x_t
     sigma = _ddim_sigmas(ts, ts_prev, s, eta)  # scalar or (B,)
     ab_prev = s.alpha_bars[ts_prev]

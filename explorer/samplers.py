@@ -130,7 +130,8 @@ def ddim_loop(eps_fn: EpsFn, s: Schedule, x_start: torch.Tensor, generator: torc
         if clip_x0:
             x0_hat = x0_hat.clamp(-1.0, 1.0)
         noise = torch.randn(x.shape, generator=generator, dtype=x.dtype) if eta > 0 else None
-        x_prev = ddim_step(x, t, t_prev, eps, s, eta=eta, noise=noise, clip_x0=clip_x0)
+        # ε re-derived from the clipped x̂_0 (improved-diffusion's DDIM), so guidance cannot push x off the data range
+        x_prev = ddim_step(x, t, t_prev, eps, s, eta=eta, noise=noise, clip_x0=clip_x0, use_clipped_model_output=True)
         yield StepRecord(
             index=i, num_steps=len(ts), t=t, t_prev=t_prev, x_t=x, eps=eps, x0_hat=x0_hat, x_prev=x_prev,
             alpha_bar_t=float(s.alpha_bars[t]), alpha_bar_prev=float(s.alpha_bars[t_prev]),

@@ -459,3 +459,18 @@ def test_a_fractional_t_is_rejected_not_truncated():
     s = make_schedule("linear", 1000)
     with pytest.raises(ValueError, match="whole number"):
         q_sample(torch.zeros(1, 1, 2, 2), 2.5, torch.zeros(1, 1, 2, 2), s)
+
+
+@pytest.mark.parametrize("eta", [0.0, 1.0])
+@pytest.mark.parametrize(("n_steps", "tau"), [(50, 999), (50, 500), (50, 19), (10, 99)])
+def test_ddim_step_with_clipped_model_output_equals_diffusers_step(n_steps, tau, eta):
+    scheduler = float64_reference(DDIMScheduler, "cosine")
+    scheduler.set_timesteps(n_steps)
+    x_t, eps, z = gaussians(3, seed=31, dtype=torch.float64)
+    eps = 3 * eps  # large enough that x̂_0 is clipped
+    expected = scheduler.step(eps, tau, x_t, eta=eta, variance_noise=z, use_clipped_model_output=True).prev_sample
+    t, t_prev = _ddim_t_pair(n_steps, tau)
+    got = ddim_step(x_t, t, t_prev, eps, ours("cosine"), eta=eta, noise=z, use_clipped_model_output=True)
+    torch.testing.assert_close(got, expected, atol=1e-6, rtol=1e-5)
+    if t_prev > 0:  # at t_prev = 0 the ε term has weight 0, so re-deriving ε changes nothing
+        assert not torch.allclose(got, ddim_step(x_t, t, t_prev, eps, ours("cosine"), eta=eta, noise=z))
