@@ -1,0 +1,78 @@
+"""Sampling speed of the shipped model on this machine; prints figures (no asserts).
+
+- DDIM-50 for 16 digits with guidance (target ≤ 1 s), and without (w = 1)
+- DDPM-1000 for 16 digits (target ≤ 20 s)
+- the sampling loop's overhead over bare model calls on the same inputs (target ≤ 5%)
+
+Usage: python benchmarks/bench_sampling.py [--threads 1 2] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+import sys
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from explorer.model import guided_eps, load_pretrained  # noqa: E402
+from explorer.samplers import model_eps_fn, sample  # noqa: E402
+from explorer.schedules import make_schedule  # noqa: E402
+
+
+def timed(fn, repeats: int) -> list[float]:
+    out = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--ddpm-repeats", type=int, default=1)
+    a = p.parse_args()
+    model, card = load_pretrained()
+    s = make_schedule("cosine", 1000)
+    labels = torch.arange(16) % 10
+    print(f"model: {card['parameters']:,} parameters; torch {torch.__version__}")
+    for threads in a.threads:
+        torch.set_num_threads(threads)
+        print(f"\n== {threads} torch thread(s) ==")
+        sample(model_eps_fn(model, s, labels, 3.0), s, (16, 1, 28, 28), seed=0, steps=5)  # warm-up
+        for w in (3.0, 1.0):
+            ts = timed(lambda: sample(model_eps_fn(model, s, labels, w), s, (16, 1, 28, 28), seed=0,
+                                      sampler="ddim", steps=50), a.repeats)
+            print(f"DDIM-50 x16, w={w:g}: median {statistics.median(ts):.3f} s  (min {min(ts):.3f}, n={len(ts)})")
+
+        # loop overhead: the same 50 guided model calls, bare, vs the full loop
+        x = torch.randn(16, 1, 28, 28)
+        lam = torch.full((16,), 0.0)
+
+        def bare():
+            with torch.inference_mode():
+                for _ in range(50):
+                    guided_eps(model, x, lam, labels, 3.0)
+
+        loop = timed(lambda: sample(model_eps_fn(model, s, labels, 3.0), s, (16, 1, 28, 28), seed=0,
+                                    sampler="ddim", steps=50), a.repeats)
+        calls = timed(bare, a.repeats)
+        overhead = statistics.median(loop) / statistics.median(calls) - 1
+        print(f"loop overhead over bare model calls: {overhead * 100:+.1f}% "
+              f"(loop {statistics.median(loop):.3f} s vs calls {statistics.median(calls):.3f} s)")
+
+        for w in (3.0, 1.0):
+            ts = timed(lambda: sample(model_eps_fn(model, s, labels, w), s, (16, 1, 28, 28), seed=0,
+                                      sampler="ddpm"), a.ddpm_repeats)
+            print(f"DDPM-1000 x16, w={w:g}: {statistics.median(ts):.2f} s")
+
+
+if __name__ == "__main__":
+    main()
