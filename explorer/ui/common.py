@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import functools
 import math
+from pathlib import Path
 
 import gradio as gr
+from gradio.utils import get_upload_folder
 
+from ..data import ASSETS_DIR
 from ..schedules import DEFAULT_BETAS, DEFAULT_COSINE_S, DEFAULT_T, SCHEDULE_NAMES, Schedule, make_schedule
 
 UI_MAX_T = 10_000  # the browser receives every step's numbers; beyond this the page gets slow
@@ -26,6 +29,22 @@ def user_errors(fn):
             raise gr.Error(str(e)) from None
 
     return wrapper
+
+
+def served_image_path(path):
+    """A client-sent image path, accepted only inside Gradio's upload folder or the bundled assets (else ValueError).
+
+    Gradio checks a file path sent by a client only when the payload carries ``meta: {"_type": "gradio.FileData"}``;
+    an untagged ``{"path": "/any/file.png"}`` reaches the handler unchecked, so every handler that opens a
+    client-sent path calls this first. None passes through (the handlers say "no image given").
+    """
+    if path is None:
+        return None
+    resolved = Path(path).resolve()
+    roots = (Path(get_upload_folder()).resolve(), ASSETS_DIR.resolve())
+    if not any(resolved.is_relative_to(root) for root in roots):
+        raise ValueError("This image is not available: upload it, draw one or pick a bundled example.")
+    return str(resolved)
 
 
 def _number(label: str, v):

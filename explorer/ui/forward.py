@@ -21,7 +21,7 @@ import torch
 
 from .. import data, plots, readouts, render
 from ..diffusion import q_sample
-from .common import LATEX, UI_MAX_T, ScheduleControls, schedule_from_controls, user_errors
+from .common import LATEX, UI_MAX_T, ScheduleControls, schedule_from_controls, served_image_path, user_errors
 
 DEFAULT_T_SHOWN = 250  # the slider starts part-way so the first view already shows noise
 DEFAULT_FRAMES = 8
@@ -36,7 +36,7 @@ LIVE_PLOT_CLASS = "ddpm-live-plot"
 
 def load_x0(image_path) -> torch.Tensor:
     """The chosen image as x_0, a (1, C, H, W) tensor in [-1, 1]."""
-    return data.image_to_tensor(data.load_image(image_path))
+    return data.image_to_tensor(data.load_image(served_image_path(image_path)))
 
 
 def xt_at(x0: torch.Tensor, s, seed, t) -> torch.Tensor:
@@ -129,7 +129,7 @@ def load_upload(file_path):
     """An uploaded file -> the validated, normalised x_0 image (or a readable error)."""
     if file_path is None:
         raise ValueError("No file was uploaded.")
-    return data.load_image(Path(file_path))
+    return data.load_image(Path(served_image_path(file_path)))
 
 
 @user_errors

@@ -27,7 +27,7 @@ from .. import trajectory as tr
 from ..model import DEFAULT_CHECKPOINT, NULL_CLASS, CheckpointError, load_pretrained
 from ..samplers import DEFAULT_SPACING, SAMPLERS, SPACINGS, model_eps_fn
 from ..schedules import DEFAULT_T, Schedule
-from .common import LATEX, ScheduleControls, schedule_from_controls
+from .common import LATEX, ScheduleControls, schedule_from_controls, served_image_path
 
 STREAM_INTERVAL_S = 0.5  # at most 2 streamed frames per second; every step is still recorded. Each streamed
 # frame costs the server 3 PNGs and the browser 3 fetches, and slows the model (GIL, 2 cores). Measured for
@@ -408,7 +408,7 @@ class ReverseHandlers:
         s, labels, info = self._prepare(schedule_values, sampler, steps, eta, spacing, digit, guidance, seed, n)
         if sampler == "ddpm":
             info["num_steps"] = t_start
-        x0 = tr.image_to_digit_tensor(data.load_image(image_path))  # (1, 1, 28, 28)
+        x0 = tr.image_to_digit_tensor(data.load_image(served_image_path(image_path)))  # (1, 1, 28, 28)
         generator = torch.Generator().manual_seed(info["seed"])
         x_start = tr.img2img_start(x0, t_start, s, info["n"], generator)
         shown_in = tr.tile(tr.to_uint8(x0), min_side=GRID_SIDE)
@@ -649,7 +649,7 @@ def build_reverse_tab(demo: gr.Blocks, forward: dict | None = None, provider: Mo
     if forward:
         copy_schedule.click(lambda *v: v, inputs=forward["controls"].inputs, outputs=controls.inputs,
                             api_name="reverse_copy_forward_schedule", show_progress="hidden")
-        use_forward_image.click(lambda p: p, inputs=forward["x0_image"], outputs=i2i_image,
+        use_forward_image.click(user_errors(served_image_path), inputs=forward["x0_image"], outputs=i2i_image,
                                 api_name="reverse_use_forward_image", show_progress="hidden")
     return {"state": state, "frame": frame, "x_t": x_t_img, "eps": eps_img, "x0_hat": x0_img, "numbers": numbers,
             "caption": caption, "status": status, "controls": controls, "compare_state": compare_state,
