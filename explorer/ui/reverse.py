@@ -601,7 +601,7 @@ def build_reverse_tab(demo: gr.Blocks, forward: dict | None = None, provider: Mo
     run_inputs = [*controls.inputs, sampler, steps, eta, spacing, digit, guidance, seed, n_samples]
     view_outputs = [x_t_img, eps_img, x0_img, numbers, marker]
     move = dict(fn=None, inputs=[marker], js=MOVE_MARKERS_JS, show_progress="hidden")
-    fast = dict(show_progress="hidden", concurrency_limit=None)
+    fast = dict(show_progress="hidden", queue=False)
 
     default_schedule = schedule_from_controls(*[c.value for c in controls.inputs])
     demo.load(lambda: (provider.status(), *schedule_figures(default_schedule)), outputs=[status, coef_plot, snr_plot],
