@@ -73,17 +73,20 @@ def page(browser, url):
     assert not errors, errors
 
 
-def image_src(page, elem_id: str) -> str:
-    img = page.locator(f"#{elem_id} img")
+XT = "#reverse-viewer img[data-key=x_t]"  # the x_t grid of the main viewer (an inline PNG)
+
+
+def image_src(page, selector: str) -> str:
+    img = page.locator(selector)
     expect(img).to_have_count(1, timeout=30_000)
     return img.get_attribute("src")
 
 
-def wait_src_change(page, elem_id: str, old: str, timeout=30_000):
+def wait_src_change(page, selector: str, old: str, timeout=30_000):
     page.wait_for_function(
         "([sel, old]) => { const i = document.querySelector(sel); return i && i.getAttribute('src') !== old; }",
-        arg=[f"#{elem_id} img", old], timeout=timeout)
-    return image_src(page, elem_id)
+        arg=[selector, old], timeout=timeout)
+    return image_src(page, selector)
 
 
 def sample_and_wait(page):
@@ -95,17 +98,17 @@ def test_sample_then_step_back_and_forth_changes_the_frame(page):
     sample_and_wait(page)
     expect(page.locator("#reverse-numbers")).to_contain_text("Result")
     assert page.locator(FRAME).input_value() == "50"
-    result_src = image_src(page, "reverse-xt")
+    result_src = image_src(page, XT)
 
     page.locator("#reverse-prev").click()
-    prev_src = wait_src_change(page, "reverse-xt", result_src)
+    prev_src = wait_src_change(page, XT, result_src)
     expect(page.locator("#reverse-numbers")).to_contain_text("Step 50 of 50")
     expect(page.locator(FRAME)).to_have_value("49")
     # the t marker on the ᾱ_t plot moved to the step's t (trailing spacing: the last step is at t = 20)
     page.wait_for_function(f"() => ({MARKER_T_JS})() === 20", timeout=30_000)
 
     page.locator("#reverse-prev").click()
-    wait_src_change(page, "reverse-xt", prev_src)
+    wait_src_change(page, XT, prev_src)
     expect(page.locator("#reverse-numbers")).to_contain_text("Step 49 of 50")
     page.wait_for_function(f"() => ({MARKER_T_JS})() === 40", timeout=30_000)
 
@@ -118,8 +121,8 @@ def test_frames_stream_while_sampling_and_stop_keeps_them(page):
     page.locator("#reverse-sampler").get_by_text("ddpm").click()  # 1000 steps: long enough to watch and stop
     page.locator("#reverse-sample").click()
     expect(page.locator("#reverse-caption")).to_contain_text("Sampling… step", timeout=60_000)
-    first_src = image_src(page, "reverse-xt")
-    wait_src_change(page, "reverse-xt", first_src)  # a later streamed frame replaces the first
+    first_src = image_src(page, XT)
+    wait_src_change(page, XT, first_src)  # a later streamed frame replaces the first
     page.locator("#reverse-stop").click()
     expect(page.locator("#reverse-caption")).to_contain_text("Stopped", timeout=30_000)
     # the frames recorded before Stop can be scrubbed
@@ -146,9 +149,9 @@ def test_compare_runs_both_sides_in_lock_step(page):
     expect(page.locator("#compare-b-caption")).to_contain_text("cosine", timeout=120_000)
     expect(page.locator("#compare-a-caption")).to_contain_text("result x₀", timeout=120_000)
     expect(page.locator("#compare-b-caption")).to_contain_text("result x₀", timeout=120_000)
-    a_src = image_src(page, "compare-a-xt")
+    a_src = image_src(page, "#compare-a-xt img")
     page.locator("#compare-prev").click()
-    wait_src_change(page, "compare-a-xt", a_src)
+    wait_src_change(page, "#compare-a-xt img", a_src)
     expect(page.locator("#compare-a-caption")).to_contain_text("step 50 of 50, t = 20")
     expect(page.locator("#compare-b-caption")).to_contain_text("step 50 of 50, t = 20")
 

@@ -4,6 +4,8 @@ The tab runs on a tiny random UNet (these tests must not depend on the shipped w
 through the tab's ModelProvider; one test builds the whole app to check the tab is wired in.
 """
 
+import base64
+import io
 import json
 import math
 import re
@@ -105,6 +107,20 @@ def grid(frames) -> np.ndarray:
     return tr.tile(frames, min_side=GRID_SIDE)
 
 
+def frames(viewer: str) -> dict[str, np.ndarray]:
+    """The inline PNGs of the x_t | ε̂ | x̂_0 viewer HTML, by key."""
+    out = {}
+    for key, b64 in re.findall(r'data-key="(\w+)"[^>]*src="data:image/png;base64,([^"]+)"', viewer):
+        out[key] = np.asarray(Image.open(io.BytesIO(base64.b64decode(b64))).convert("L"))
+    assert list(out) == ["x_t", "eps", "x0_hat"], list(out)
+    return out
+
+
+def native(a) -> np.ndarray:
+    """What the viewer shows for (B, H, W) uint8 frames: the grid at native size."""
+    return tr.tile(a, min_side=1)
+
+
 def image(path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("L"))
 
@@ -135,11 +151,12 @@ def test_every_event_has_an_api_name(app):
 
 
 def test_sample_returns_the_result_frame_of_the_same_seeded_run(client, model):
-    frame, x_t, eps, x0_hat, numbers, caption, *_ = sample(client, steps=8, n=4, seed=3)
+    frame, viewer, numbers, caption, *_ = sample(client, steps=8, n=4, seed=3)
     expected = expected_run(model, steps=8, n=4, seed=3)
     assert value(frame) == 8  # 8 steps + the result frame, counted from 0
-    assert np.array_equal(image(x_t), grid(expected.final()))
-    assert np.array_equal(image(x0_hat), grid(expected.x0_hat[-1]))
+    shown = frames(viewer)
+    assert np.array_equal(shown["x_t"], native(expected.final()))
+    assert np.array_equal(shown["x0_hat"], native(expected.x0_hat[-1]))
     assert "Result" in numbers and caption.startswith("Done: 8 steps")
 
 
@@ -148,16 +165,17 @@ def test_sample_streams_a_first_frame_before_the_end(client):
     job.result()
     outputs = job.outputs()
     assert len(outputs) >= 2
-    assert re.match(r"Sampling… step \d+ of 30", outputs[0][5]) and outputs[-1][5].startswith("Done")
+    assert re.match(r"Sampling… step \d+ of 30", outputs[0][3]) and outputs[-1][3].startswith("Done")
 
 
 def test_scrubbing_shows_the_recorded_frame_and_its_numbers(client, model):
     sample(client, steps=8, n=4, seed=1)
     expected = expected_run(model, steps=8, n=4, seed=1)
-    x_t, eps, x0_hat, numbers, marker = client.predict(3, api_name="/reverse_view")
-    assert np.array_equal(image(x_t), grid(expected.x_t[3]))
-    assert np.array_equal(image(eps), grid(expected.eps[3]))
-    assert np.array_equal(image(x0_hat), grid(expected.x0_hat[3]))
+    viewer, numbers, marker = client.predict(3, api_name="/reverse_view")
+    shown = frames(viewer)
+    assert np.array_equal(shown["x_t"], native(expected.x_t[3]))
+    assert np.array_equal(shown["eps"], native(expected.eps[3]))
+    assert np.array_equal(shown["x0_hat"], native(expected.x0_hat[3]))
     t = int(expected.numbers["t"][3])
     assert f"x_t at t = {t}" in numbers and "Step 4 of 8" in numbers
     assert marker["t"] == t
@@ -184,7 +202,7 @@ def test_prev_and_next_step_one_frame_and_stop_at_the_ends(client):
     assert client.predict(3, api_name="/reverse_next")[0] == 3
     a = client.predict(1, api_name="/reverse_next")
     b = client.predict(3, api_name="/reverse_prev")
-    assert a[0] == b[0] == 2 and np.array_equal(image(a[1]), image(b[1]))
+    assert a[0] == b[0] == 2 and np.array_equal(frames(a[1])["x_t"], frames(b[1])["x_t"])
 
 
 def test_play_starts_from_the_beginning_at_the_end_and_ticks_forward(client):
@@ -197,10 +215,10 @@ def test_two_sessions_never_see_each_others_frames(app, model):
     a, b = Client(app.local_url, verbose=False), Client(app.local_url, verbose=False)
     sample(a, steps=4, n=1, seed=11)
     sample(b, steps=6, n=4, seed=12)
-    a_view = image(a.predict(0, api_name="/reverse_view")[0])
-    b_view = image(b.predict(0, api_name="/reverse_view")[0])
-    assert np.array_equal(a_view, grid(expected_run(model, steps=4, n=1, seed=11).x_t[0]))
-    assert np.array_equal(b_view, grid(expected_run(model, steps=6, n=4, seed=12).x_t[0]))
+    a_view = frames(a.predict(0, api_name="/reverse_view")[0])["x_t"]
+    b_view = frames(b.predict(0, api_name="/reverse_view")[0])["x_t"]
+    assert np.array_equal(a_view, native(expected_run(model, steps=4, n=1, seed=11).x_t[0]))
+    assert np.array_equal(b_view, native(expected_run(model, steps=6, n=4, seed=12).x_t[0]))
     with pytest.raises(Exception, match="maximum value 4"):  # a's slider has 5 frames (0..4), b's has 7
         a.predict(6, api_name="/reverse_view")
 
@@ -208,8 +226,8 @@ def test_two_sessions_never_see_each_others_frames(app, model):
 def test_a_new_sample_replaces_the_old_trajectory(client, model):
     sample(client, steps=6, n=1, seed=1)
     sample(client, steps=2, n=1, seed=2)
-    assert np.array_equal(image(client.predict(0, api_name="/reverse_view")[0]),
-                          grid(expected_run(model, steps=2, n=1, seed=2).x_t[0]))
+    assert np.array_equal(frames(client.predict(0, api_name="/reverse_view")[0])["x_t"],
+                          native(expected_run(model, steps=2, n=1, seed=2).x_t[0]))
 
 
 def test_a_cancelled_run_keeps_the_frames_recorded_so_far(client):
@@ -220,7 +238,7 @@ def test_a_cancelled_run_keeps_the_frames_recorded_so_far(client):
     assert len(job.outputs()) >= 2, "the run did not stream"
     job.cancel()
     time.sleep(0.5)
-    x_t, _, _, numbers, _ = client.predict(0, api_name="/reverse_view")
+    _, numbers, _ = client.predict(0, api_name="/reverse_view")
     assert "Step 1 of 1000" in numbers
     gif, png = client.predict(api_name="/reverse_export")
     assert gif.endswith(".gif") and png is None  # no final samples from a stopped run

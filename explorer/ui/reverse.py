@@ -10,8 +10,11 @@ Layout and wiring only; every number comes from explorer.samplers / trajectory /
 
 from __future__ import annotations
 
+import base64
 import functools
+import html
 import inspect
+import io
 import math
 import tempfile
 import threading
@@ -21,6 +24,7 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 import torch
+from PIL import Image
 
 from .. import data, plots, readouts, render
 from .. import trajectory as tr
@@ -39,7 +43,10 @@ DEFAULT_STEPS = 50
 DEFAULT_SAMPLES = 16
 DEFAULT_GUIDANCE = 1.0  # w = 1: plain conditional sampling, one model call per step
 DEFAULT_IMG2IMG_T = 500
-GRID_SIDE = render.DISPLAY_SIDE  # grids are enlarged (nearest) on the server: crisp in the browser and for API users
+GRID_SIDE = render.DISPLAY_SIDE  # compare and img2img grids are enlarged (nearest) on the server
+VIEWER_CLASS = "ddpm-rev-viewer"
+VIEW_LABELS = {"x_t": "x_t", "eps": f"predicted noise ε̂ (shown over ±{tr.EPS_DISPLAY_RANGE:g})",
+               "x0_hat": "predicted clean image x̂₀"}
 PLOT_CLASS = "ddpm-rev-plot"
 IMAGE_CLASS = "ddpm-rev-image"
 DIGIT_CHOICES = [("any digit (unconditional)", "none"), ("0–9, one of each in turn", "mixed")] + [
@@ -234,9 +241,31 @@ def _require(traj) -> tr.Trajectory:
     return traj
 
 
+def png_data_uri(grid: np.ndarray) -> str:
+    """A uint8 grid as an inline PNG (fast zlib level: these are redrawn on every scrub)."""
+    buf = io.BytesIO()
+    Image.fromarray(grid, "L").save(buf, format="PNG", compress_level=1)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def viewer_html(traj: tr.Trajectory, k: int) -> str:
+    """x_t, ε̂ and x̂_0 of frame k side by side, as inline PNGs at native size (the browser enlarges them).
+
+    One HTML value instead of three image files: no cache files on the server and no fetches in the
+    browser, so a streamed or scrubbed frame is on screen as soon as its response arrives.
+    """
+    grids = traj.frame_grids(k, min_side=1)
+    cells = "".join(
+        f'<figure><figcaption>{html.escape(VIEW_LABELS[key])}</figcaption>'
+        f'<img data-key="{key}" data-frame="{k}" src="{png_data_uri(grid)}" alt="{html.escape(VIEW_LABELS[key])}">'
+        f"</figure>"
+        for key, grid in zip(VIEW_LABELS, grids)
+    )
+    return f'<div class="{VIEWER_CLASS}">{cells}</div>'
+
+
 def _view(traj: tr.Trajectory, k: int):
-    x_t, eps, x0_hat = traj.frame_grids(k, GRID_SIDE)
-    return x_t, eps, x0_hat, numbers_markdown(traj, k), marker_json(traj, k)
+    return viewer_html(traj, k), numbers_markdown(traj, k), marker_json(traj, k)
 
 
 # ---------------------------------------------------------------- handlers
@@ -270,7 +299,7 @@ class ReverseHandlers:
                          eta=info["eta"], spacing=info["spacing"], t_start=t_start, info=info)
 
     def sample(self, *args, progress=gr.Progress()):
-        """Stream a run: yields (state, frame slider, x_t, ε̂, x̂_0, numbers, caption, ᾱ plot, log-SNR plot)."""
+        """Stream a run: yields (state, frame slider, x_t | ε̂ | x̂_0 viewer, numbers, caption, ᾱ plot, log-SNR plot)."""
         schedule_values, rest = args[:6], args[6:]
         s, labels, info = self._prepare(schedule_values, *rest)
         started = time.perf_counter()
@@ -279,24 +308,22 @@ class ReverseHandlers:
                 break
             k = traj.count - 1  # the worker may add steps meanwhile; frames up to k are complete
             progress((k + 1, traj.num_steps), unit="steps")
-            x_t, eps, x0_hat = traj.frame_grids(k, GRID_SIDE)
             caption = (f"Sampling… step {k + 1} of {traj.num_steps} ({time.perf_counter() - started:.1f} s) — "
                        f"{describe_run(info)}")
-            yield (traj, _frame_slider(traj, k), x_t, eps, x0_hat, numbers_markdown(traj, k), caption,
+            yield (traj, _frame_slider(traj, k), viewer_html(traj, k), numbers_markdown(traj, k), caption,
                    gr.skip(), gr.skip())
         k = traj.num_frames - 1
         elapsed = time.perf_counter() - started
         traj.info["seconds"] = elapsed
         coef_fig, snr_fig = schedule_figures(s)
-        x_t, eps, x0_hat = traj.frame_grids(k, GRID_SIDE)
         caption = f"Done: {traj.num_steps} steps in {elapsed:.2f} s — {describe_run(info)}"
-        yield traj, _frame_slider(traj, k), x_t, eps, x0_hat, numbers_markdown(traj, k), caption, coef_fig, snr_fig
+        yield traj, _frame_slider(traj, k), viewer_html(traj, k), numbers_markdown(traj, k), caption, coef_fig, snr_fig
 
     # -- scrubbing (no model) ---------------------------------------------------------------------
 
     @staticmethod
     def view(traj, k):
-        """Frame k of the session's run: (x_t grid, ε̂ grid, x̂_0 grid, numbers, plot markers)."""
+        """Frame k of the session's run: (x_t | ε̂ | x̂_0 viewer HTML, numbers, plot markers)."""
         traj = _require(traj)
         return _view(traj, traj.check_frame(k))
 
@@ -472,6 +499,10 @@ MOVE_MARKERS_JS = """
 
 CSS = f"""
 .{IMAGE_CLASS} img {{ image-rendering: pixelated; }}
+.{VIEWER_CLASS} {{ display: flex; gap: 12px; min-height: 120px; }}
+.{VIEWER_CLASS} figure {{ flex: 1; margin: 0; }}
+.{VIEWER_CLASS} figcaption {{ font-size: 13px; margin-bottom: 4px; }}
+.{VIEWER_CLASS} img {{ width: 100%; image-rendering: pixelated; border: 1px solid #ccc; }}
 """
 
 
@@ -522,10 +553,7 @@ def build_reverse_tab(demo: gr.Blocks, forward: dict | None = None, provider: Mo
                 stop_btn = gr.Button("Stop", variant="stop", elem_id="reverse-stop")
         with gr.Column(scale=2):
             caption = gr.Markdown("Press **Sample** to start.", elem_id="reverse-caption")
-            with gr.Row():
-                x_t_img = _image("x_t", "reverse-xt")
-                eps_img = _image(f"predicted noise ε̂ (shown over ±{tr.EPS_DISPLAY_RANGE:g})", "reverse-eps")
-                x0_img = _image("predicted clean image x̂₀", "reverse-x0")
+            viewer = gr.HTML(f'<div class="{VIEWER_CLASS}"></div>', elem_id="reverse-viewer")
             frame = gr.Slider(0, 1, value=0, step=1, label="frame", elem_id="reverse-frame")
             with gr.Row():
                 prev_btn = gr.Button("◀", size="sm", elem_id="reverse-prev")
@@ -599,7 +627,7 @@ def build_reverse_tab(demo: gr.Blocks, forward: dict | None = None, provider: Mo
 
     # ------------------------------------------------------------------ events
     run_inputs = [*controls.inputs, sampler, steps, eta, spacing, digit, guidance, seed, n_samples]
-    view_outputs = [x_t_img, eps_img, x0_img, numbers, marker]
+    view_outputs = [viewer, numbers, marker]
     move = dict(fn=None, inputs=[marker], js=MOVE_MARKERS_JS, show_progress="hidden")
     fast = dict(show_progress="hidden", queue=False)
 
@@ -608,7 +636,7 @@ def build_reverse_tab(demo: gr.Blocks, forward: dict | None = None, provider: Mo
               api_name="reverse_model_status", show_progress="hidden")
     sampling = dict(concurrency_id="reverse_sampling", concurrency_limit=2, show_progress="minimal")
     run = sample_btn.click(user_errors(h.sample), inputs=run_inputs,
-                           outputs=[state, frame, x_t_img, eps_img, x0_img, numbers, caption, coef_plot, snr_plot],
+                           outputs=[state, frame, viewer, numbers, caption, coef_plot, snr_plot],
                            api_name="reverse_sample", **sampling)
     stop_btn.click(lambda: "Stopped: the steps recorded so far can be scrubbed and exported.", outputs=caption,
                    cancels=[run], api_name="reverse_stop", show_progress="hidden")
@@ -651,7 +679,7 @@ def build_reverse_tab(demo: gr.Blocks, forward: dict | None = None, provider: Mo
                             api_name="reverse_copy_forward_schedule", show_progress="hidden")
         use_forward_image.click(user_errors(served_image_path), inputs=forward["x0_image"], outputs=i2i_image,
                                 api_name="reverse_use_forward_image", show_progress="hidden")
-    return {"state": state, "frame": frame, "x_t": x_t_img, "eps": eps_img, "x0_hat": x0_img, "numbers": numbers,
+    return {"state": state, "frame": frame, "viewer": viewer, "numbers": numbers,
             "caption": caption, "status": status, "controls": controls, "compare_state": compare_state,
             "run": run, "handlers": h}
 
