@@ -209,6 +209,9 @@ def fixed_noise(seed, shape) -> torch.Tensor:
     """
     if isinstance(seed, bool) or not isinstance(seed, (int, float, np.integer, np.floating)):
         raise ImageInputError(f"The seed must be a whole number, got {seed!r}.")
-    if not np.isfinite(seed) or seed != int(seed) or not 0 <= seed < 2**63:
+    # a huge int (the API rounds 1e308 to one) has no float: compare it directly, before any isfinite
+    if not isinstance(seed, (int, np.integer)) and (not np.isfinite(seed) or seed != int(seed)):
+        raise ImageInputError(f"The seed must be a whole number between 0 and 2^63 - 1, got {seed!r}.")
+    if not 0 <= seed < 2**63:
         raise ImageInputError(f"The seed must be a whole number between 0 and 2^63 - 1, got {seed!r}.")
     return _noise(int(seed), tuple(int(n) for n in shape))
