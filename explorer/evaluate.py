@@ -24,7 +24,7 @@ from torch import nn
 
 from .mnist import load_mnist_split
 from .model import DEFAULT_CHECKPOINT, CheckpointError, card_path, load_pretrained
-from .samplers import model_eps_fn, sample
+from .samplers import PRECISIONS, bf16_is_fast, model_eps_fn, sample
 from .schedules import make_schedule
 
 CLASSIFIER_SEED = 0
@@ -120,19 +120,19 @@ def nearest_train_distance(x: torch.Tensor, train_x: torch.Tensor) -> np.ndarray
 
 
 def generate(model, schedule_name: str, labels: torch.Tensor, guidance: float, seed: int, batch: int = 250,
-             **sampler_kwargs) -> torch.Tensor:
+             precision: str = "auto", **sampler_kwargs) -> torch.Tensor:
     """Samples for ``labels`` in batches (each batch seeded from ``seed`` and its index)."""
     s = make_schedule(schedule_name, 1000)
     out = []
     for i in range(0, len(labels), batch):
         lab = labels[i : i + batch]
-        eps_fn = model_eps_fn(model, s, lab, guidance)
+        eps_fn = model_eps_fn(model, s, lab, guidance, precision)
         out.append(sample(eps_fn, s, (len(lab), 1, 28, 28), seed=seed + i, **sampler_kwargs))
     return torch.cat(out).clamp(-1, 1)
 
 
 def evaluate(checkpoint: Path, n_ddim: int, n_ddpm: int, seed: int, guidance=EVAL_GUIDANCE, progress=True,
-             classifier_epochs: int = 12) -> dict:
+             classifier_epochs: int = 12, precision: str = "auto") -> dict:
     t0 = time.perf_counter()
     model, card = load_pretrained(checkpoint)
     split = load_mnist_split()
@@ -150,6 +150,7 @@ def evaluate(checkpoint: Path, n_ddim: int, n_ddpm: int, seed: int, guidance=EVA
         "held_out_same_class_spread": real_spread,
         "near_copy_threshold_l2": copy_threshold,
         "samples_per_config": {"ddim50": n_ddim * 10, "ddpm1000": n_ddpm * 10},
+        "network_precision": "bf16" if precision == "bf16" or (precision == "auto" and bf16_is_fast()) else "fp32",
         "configs": {},
     }
     for sched_name in EVAL_SCHEDULES:
@@ -160,7 +161,7 @@ def evaluate(checkpoint: Path, n_ddim: int, n_ddpm: int, seed: int, guidance=EVA
             labels = torch.arange(10).repeat_interleave(n)
             for w in guidance:
                 t = time.perf_counter()
-                x = generate(model, sched_name, labels, w, seed, **kwargs)
+                x = generate(model, sched_name, labels, w, seed, precision=precision, **kwargs)
                 pred, feat = classify(clf, x)
                 nn_d = nearest_train_distance(x, split.train_x)
                 key = f"{sched_name}/{sampler_name}/w={w:g}"
@@ -184,6 +185,7 @@ def main(argv=None) -> None:
     p.add_argument("--n-ddpm", type=int, default=10, help="samples per class for DDPM-1000 (default %(default)s)")
     p.add_argument("--guidance", type=str, default=",".join(f"{w:g}" for w in EVAL_GUIDANCE))
     p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--precision", choices=PRECISIONS, default="auto", help="network arithmetic (see sample.py)")
     p.add_argument("--classifier-epochs", type=int, default=12, help="epochs of the evaluation classifier")
     p.add_argument("--update-card", action="store_true", help="write the figures into the model card")
     a = p.parse_args(argv)
@@ -196,14 +198,15 @@ def main(argv=None) -> None:
     if a.classifier_epochs < 1:
         p.error("--classifier-epochs must be at least 1")
     try:
-        result = evaluate(a.checkpoint, a.n_ddim, a.n_ddpm, a.seed, guidance, classifier_epochs=a.classifier_epochs)
+        result = evaluate(a.checkpoint, a.n_ddim, a.n_ddpm, a.seed, guidance, classifier_epochs=a.classifier_epochs,
+                          precision=a.precision)
     except CheckpointError as exc:
         p.error(str(exc))
     print(json.dumps(result, indent=2))
     if a.update_card:
         cp = card_path(a.checkpoint)
         card = json.loads(cp.read_text())
-        card["evaluation"] = result
+        card.setdefault("evaluation", {})[result["network_precision"]] = result
         cp.write_text(json.dumps(card, indent=2) + "\n")
 
 

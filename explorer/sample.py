@@ -17,7 +17,7 @@ import torch
 
 from .model import DEFAULT_CHECKPOINT, NULL_CLASS, CheckpointError, load_pretrained
 from .render import grid
-from .samplers import DEFAULT_SPACING, SAMPLERS, SPACINGS, model_eps_fn, sample
+from .samplers import DEFAULT_SPACING, PRECISIONS, SAMPLERS, SPACINGS, model_eps_fn, sample
 from .schedules import DEFAULT_T, SCHEDULE_NAMES, make_schedule
 
 MAX_SAMPLES = 1000  # per run, to keep one command's memory and time bounded
@@ -43,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--spacing", choices=SPACINGS, default=DEFAULT_SPACING)
     p.add_argument("--guidance", type=float, default=3.0, help="classifier-free guidance w (default %(default)s)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="network arithmetic: auto = bfloat16 where the CPU runs it natively (default)")
     p.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
     p.add_argument("--out", type=Path, required=True, help="PNG grid to write")
     p.add_argument("--npy", type=Path, help="also save the samples as float32 (count, 28, 28) in [0, 1]")
@@ -70,7 +72,7 @@ def main(argv=None) -> None:
     else:
         labels = torch.full((count,), NULL_CLASS if a.label == "none" else a.label)
     try:
-        x = sample(model_eps_fn(model, s, labels, a.guidance), s, (count, 1, 28, 28), seed=a.seed,
+        x = sample(model_eps_fn(model, s, labels, a.guidance, a.precision), s, (count, 1, 28, 28), seed=a.seed,
                    sampler=a.sampler, steps=a.steps, eta=a.eta, spacing=a.spacing)
     except ValueError as exc:
         p.error(str(exc))

@@ -160,19 +160,36 @@ def sample(eps_fn: EpsFn, s: Schedule, shape: tuple[int, ...], seed: int = 0, **
     return x
 
 
-def model_eps_fn(model, s: Schedule, labels: torch.Tensor, guidance: float = 0.0) -> EpsFn:
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def bf16_is_fast() -> bool:
+    """True where oneDNN runs bfloat16 natively (AVX-512 BF16 / AMX or AVX-512 cores), so autocast pays off."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def model_eps_fn(model, s: Schedule, labels: torch.Tensor, guidance: float = 0.0, precision: str = "auto") -> EpsFn:
     """ε̂(x_t, t) from the pretrained UNet with classifier-free guidance scale ``guidance``.
 
     The model is conditioned on λ_t = log-SNR of the schedule at t, so any
     schedule drives it. ``labels`` holds digits 0..9 or the null class.
+    ``precision`` is that of the network's arithmetic only ("auto": bfloat16
+    where the CPU runs it natively, else float32); its ε̂ comes back as float32
+    and every sampler equation stays in float32 / float64.
     """
     from .model import guided_eps
 
+    if precision not in PRECISIONS:
+        raise ValueError(f"Unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}.")
+    use_bf16 = precision == "bf16" or (precision == "auto" and bf16_is_fast())
     s = sampling_schedule(s)  # finite λ_T under zero terminal SNR
 
     def eps_fn(x: torch.Tensor, t: int) -> torch.Tensor:
         log_snr = torch.full((x.shape[0],), float(s.log_snr[t]), dtype=torch.float32)  # (B,)
-        with torch.inference_mode():
-            return guided_eps(model, x, log_snr, labels, guidance)[0]
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
+            return guided_eps(model, x, log_snr, labels, guidance)[0].float()
 
     return eps_fn
