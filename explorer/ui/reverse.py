@@ -480,20 +480,28 @@ def compare_frame(k: int, n_frames: int, side_frames: int) -> int:
 MOVE_MARKERS_JS = """
 (m) => {
   if (!m || !window.Plotly) return;
-  document.querySelectorAll('.""" + PLOT_CLASS + """ .js-plotly-plot').forEach((gd) => {
-    const update = {};
-    ((gd.layout && gd.layout.shapes) || []).forEach((sh, i) => {
-      const name = sh.name || '';
-      if (name === 'vline') { update[`shapes[${i}].x0`] = m.t; update[`shapes[${i}].x1`] = m.t; }
-      else if (name.startsWith('marker:')) {
-        const y = m.values[name.slice(7)];
-        update[`shapes[${i}].xanchor`] = m.t;
-        update[`shapes[${i}].yanchor`] = (y === null || y === undefined) ? 0 : y;
-        update[`shapes[${i}].visible`] = y !== null && y !== undefined;
-      }
+  // after the new frame is painted (relayout takes a while); several scrubs in one frame move the markers once
+  const pending = !!window.ddpmReverseMarker;
+  window.ddpmReverseMarker = m;
+  if (pending) return;
+  requestAnimationFrame(() => setTimeout(() => {
+    const m = window.ddpmReverseMarker;
+    window.ddpmReverseMarker = null;
+    document.querySelectorAll('.""" + PLOT_CLASS + """ .js-plotly-plot').forEach((gd) => {
+      const update = {};
+      ((gd.layout && gd.layout.shapes) || []).forEach((sh, i) => {
+        const name = sh.name || '';
+        if (name === 'vline') { update[`shapes[${i}].x0`] = m.t; update[`shapes[${i}].x1`] = m.t; }
+        else if (name.startsWith('marker:')) {
+          const y = m.values[name.slice(7)];
+          update[`shapes[${i}].xanchor`] = m.t;
+          update[`shapes[${i}].yanchor`] = (y === null || y === undefined) ? 0 : y;
+          update[`shapes[${i}].visible`] = y !== null && y !== undefined;
+        }
+      });
+      if (Object.keys(update).length) window.Plotly.relayout(gd, update);
     });
-    if (Object.keys(update).length) window.Plotly.relayout(gd, update);
-  });
+  }, 0));
 }
 """
 
