@@ -1,0 +1,62 @@
+"""Launching an app on a free loopback port with app.py's file settings, and raw HTTP calls to it (for the
+hostile-input and security tests: gradio_client refuses to send NaN, untagged file payloads and the like)."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import gradio as gr
+import httpx
+
+from explorer import data
+
+# What a user must never see in an answer: Python tracebacks or source locations.
+TRACE_MARKERS = ("Traceback", 'File "/', "site-packages")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def launch(demo: gr.Blocks) -> gr.Blocks:
+    """Launch as app.py does (loopback, upload cap, only assets/ allowed), without blocking."""
+    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(),
+                        max_file_size=data.MAX_UPLOAD_BYTES, allowed_paths=[str(data.ASSETS_DIR)])
+    return demo
+
+
+def base_url(demo: gr.Blocks) -> str:
+    return demo.local_url.rstrip("/")
+
+
+def raw_call(demo: gr.Blocks, api_name: str, payload: list | str, timeout: float = 60) -> str:
+    """POST the inputs (a list, or hand-written JSON text for NaN/Infinity) and return the event stream's text."""
+    body = payload if isinstance(payload, str) else json.dumps(payload)
+    base = base_url(demo)
+    event = httpx.post(f"{base}/gradio_api/call/{api_name}", content='{"data": ' + body + "}",
+                       headers={"Content-Type": "application/json"}, timeout=timeout)
+    event.raise_for_status()
+    return httpx.get(f"{base}/gradio_api/call/{api_name}/{event.json()['event_id']}", timeout=timeout).text
+
+
+def error_message(stream: str) -> str | None:
+    """The message of an ``event: error`` stream ('' when Gradio sends none); None when the call completed."""
+    if "event: error" not in stream:
+        return None
+    payload = json.loads(stream.split("event: error", 1)[1].split("data:", 1)[1].strip().splitlines()[0])
+    return (payload or {}).get("error") or ""
+
+
+def upload(demo: gr.Blocks, path: Path, name: str | None = None) -> httpx.Response:
+    """Upload a file through Gradio's upload route, as the browser does."""
+    with open(path, "rb") as f:
+        return httpx.post(f"{base_url(demo)}/gradio_api/upload", files=[("files", (name or path.name, f))], timeout=60)
+
+
+def file_data(server_path: str, name: str) -> dict:
+    """The payload a browser sends for a file it uploaded."""
+    return {"path": server_path, "orig_name": name, "meta": {"_type": "gradio.FileData"}}
