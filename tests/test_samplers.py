@@ -141,7 +141,7 @@ def tiny_model():
 def test_guidance_1_equals_plain_conditional_sampling(tiny_model):
     s = make_schedule("cosine", 1000)
     labels = torch.tensor([1, 7, 3])
-    guided = sample(model_eps_fn(tiny_model, s, labels, 1.0), s, SHAPE[:1] + (1, 28, 28), seed=0, steps=5)
+    guided = sample(model_eps_fn(tiny_model, s, labels, 1.0, "fp32"), s, SHAPE[:1] + (1, 28, 28), seed=0, steps=5)
 
     def conditional(x, t):
         log_snr = torch.full((x.shape[0],), float(s.log_snr[t]))
@@ -154,6 +154,22 @@ def test_guidance_1_equals_plain_conditional_sampling(tiny_model):
 def test_guidance_0_equals_unconditional_sampling(tiny_model):
     s = make_schedule("linear", 1000)
     labels = torch.tensor([1, 7, 3])
-    w0 = sample(model_eps_fn(tiny_model, s, labels, 0.0), s, (3, 1, 28, 28), seed=0, steps=5)
-    uncond = sample(model_eps_fn(tiny_model, s, torch.full((3,), NULL_CLASS), 1.0), s, (3, 1, 28, 28), seed=0, steps=5)
+    w0 = sample(model_eps_fn(tiny_model, s, labels, 0.0, "fp32"), s, (3, 1, 28, 28), seed=0, steps=5)
+    uncond = sample(model_eps_fn(tiny_model, s, torch.full((3,), NULL_CLASS), 1.0, "fp32"), s, (3, 1, 28, 28), seed=0, steps=5)
     torch.testing.assert_close(w0, uncond, atol=1e-6, rtol=0)
+
+
+def test_bf16_network_gives_float32_eps_close_to_fp32(tiny_model):
+    s = make_schedule("cosine", 1000)
+    labels = torch.tensor([1, 7, 3])
+    x = torch.randn(3, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    e32 = model_eps_fn(tiny_model, s, labels, 3.0, "fp32")(x, 500)
+    e16 = model_eps_fn(tiny_model, s, labels, 3.0, "bf16")(x, 500)
+    assert e16.dtype == torch.float32
+    assert not torch.equal(e16, e32)  # really ran in bfloat16
+    torch.testing.assert_close(e16, e32, atol=0.05 * float(e32.abs().max()), rtol=0)
+
+
+def test_unknown_precision_is_rejected(tiny_model):
+    with pytest.raises(ValueError, match="precision"):
+        model_eps_fn(tiny_model, make_schedule("linear", 10), torch.tensor([1]), 1.0, "fp8")
