@@ -65,3 +65,26 @@ def write_odd_files(folder: Path) -> dict[str, Path]:
     save("one_pixel.png", Image.new("RGB", (1, 1), (255, 0, 0)))
     save("large.png", Image.new("RGB", (1200, 600), (10, 120, 240)))
     return out
+
+
+def write_hostile_files(folder: Path) -> dict[str, Path]:
+    """More files a stranger might send: random bytes named as images, a truncated JPEG, an SVG, an APNG."""
+    rng = np.random.default_rng(1)
+    jpeg = io.BytesIO()
+    Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(jpeg, "JPEG", quality=90)
+    apng = io.BytesIO()
+    frames = [Image.new("RGB", (20, 20), colour) for colour in ((250, 0, 0), (0, 250, 0))]
+    frames[0].save(apng, "PNG", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    files = {
+        "random.png": rng.integers(0, 256, 5000, dtype=np.uint8).tobytes(),
+        "random.jpg": b"\xff\xd8\xff\xe0" + rng.integers(0, 256, 5000, dtype=np.uint8).tobytes(),
+        "truncated.jpg": jpeg.getvalue()[: len(jpeg.getvalue()) // 2],
+        "drawing.svg": b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" '
+                       b'height="10"/></svg>',
+        "animated.png": apng.getvalue(),  # APNG: red first frame, then green
+    }
+    out = {}
+    for name, payload in files.items():
+        out[name] = folder / name
+        out[name].write_bytes(payload)
+    return out
