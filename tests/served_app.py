@@ -12,6 +12,9 @@ import httpx
 
 from explorer import data
 
+# One HTTP client for all calls: a new httpx client builds a certificate store each time (~30 ms of CPU).
+HTTP = httpx.Client(timeout=60)
+
 # What a user must never see in an answer: Python tracebacks or source locations.
 TRACE_MARKERS = ("Traceback", 'File "/', "site-packages")
 
@@ -37,10 +40,10 @@ def raw_call(demo: gr.Blocks, api_name: str, payload: list | str, timeout: float
     """POST the inputs (a list, or hand-written JSON text for NaN/Infinity) and return the event stream's text."""
     body = payload if isinstance(payload, str) else json.dumps(payload)
     base = base_url(demo)
-    event = httpx.post(f"{base}/gradio_api/call/{api_name}", content='{"data": ' + body + "}",
-                       headers={"Content-Type": "application/json"}, timeout=timeout)
+    event = HTTP.post(f"{base}/gradio_api/call/{api_name}", content='{"data": ' + body + "}",
+                      headers={"Content-Type": "application/json"}, timeout=timeout)
     event.raise_for_status()
-    return httpx.get(f"{base}/gradio_api/call/{api_name}/{event.json()['event_id']}", timeout=timeout).text
+    return HTTP.get(f"{base}/gradio_api/call/{api_name}/{event.json()['event_id']}", timeout=timeout).text
 
 
 def error_message(stream: str) -> str | None:
@@ -54,7 +57,7 @@ def error_message(stream: str) -> str | None:
 def upload(demo: gr.Blocks, path: Path, name: str | None = None) -> httpx.Response:
     """Upload a file through Gradio's upload route, as the browser does."""
     with open(path, "rb") as f:
-        return httpx.post(f"{base_url(demo)}/gradio_api/upload", files=[("files", (name or path.name, f))], timeout=60)
+        return HTTP.post(f"{base_url(demo)}/gradio_api/upload", files=[("files", (name or path.name, f))])
 
 
 def file_data(server_path: str, name: str) -> dict:
