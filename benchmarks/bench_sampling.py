@@ -4,7 +4,7 @@
 - DDPM-1000 for 16 digits (target ≤ 20 s)
 - the sampling loop's overhead over bare model calls on the same inputs (target ≤ 5%)
 
-Usage: python benchmarks/bench_sampling.py [--threads 1 2] [--repeats 5]
+Usage: python benchmarks/bench_sampling.py [--threads 1 2] [--precision fp32 bf16] [--repeats 5]
 """
 
 from __future__ import annotations
@@ -38,17 +38,18 @@ def main() -> None:
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--ddpm-repeats", type=int, default=1)
+    p.add_argument("--precision", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
     a = p.parse_args()
     model, card = load_pretrained()
     s = make_schedule("cosine", 1000)
     labels = torch.arange(16) % 10
     print(f"model: {card['parameters']:,} parameters; torch {torch.__version__}")
-    for threads in a.threads:
+    for threads, prec in [(t, p) for t in a.threads for p in a.precision]:
         torch.set_num_threads(threads)
-        print(f"\n== {threads} torch thread(s) ==")
-        sample(model_eps_fn(model, s, labels, 3.0), s, (16, 1, 28, 28), seed=0, steps=5)  # warm-up
+        print(f"\n== {threads} torch thread(s), network in {prec} ==")
+        sample(model_eps_fn(model, s, labels, 3.0, prec), s, (16, 1, 28, 28), seed=0, steps=5)  # warm-up
         for w in (3.0, 1.0):
-            ts = timed(lambda: sample(model_eps_fn(model, s, labels, w), s, (16, 1, 28, 28), seed=0,
+            ts = timed(lambda: sample(model_eps_fn(model, s, labels, w, prec), s, (16, 1, 28, 28), seed=0,
                                       sampler="ddim", steps=50), a.repeats)
             print(f"DDIM-50 x16, w={w:g}: median {statistics.median(ts):.3f} s  (min {min(ts):.3f}, n={len(ts)})")
 
@@ -57,11 +58,11 @@ def main() -> None:
         lam = torch.full((16,), 0.0)
 
         def bare():
-            with torch.inference_mode():
+            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=prec == "bf16"):
                 for _ in range(50):
-                    guided_eps(model, x, lam, labels, 3.0)
+                    guided_eps(model, x, lam, labels, 3.0)[0].float()
 
-        loop = timed(lambda: sample(model_eps_fn(model, s, labels, 3.0), s, (16, 1, 28, 28), seed=0,
+        loop = timed(lambda: sample(model_eps_fn(model, s, labels, 3.0, prec), s, (16, 1, 28, 28), seed=0,
                                     sampler="ddim", steps=50), a.repeats)
         calls = timed(bare, a.repeats)
         overhead = statistics.median(loop) / statistics.median(calls) - 1
@@ -69,7 +70,7 @@ def main() -> None:
               f"(loop {statistics.median(loop):.3f} s vs calls {statistics.median(calls):.3f} s)")
 
         for w in (3.0, 1.0):
-            ts = timed(lambda: sample(model_eps_fn(model, s, labels, w), s, (16, 1, 28, 28), seed=0,
+            ts = timed(lambda: sample(model_eps_fn(model, s, labels, w, prec), s, (16, 1, 28, 28), seed=0,
                                       sampler="ddpm"), a.ddpm_repeats)
             print(f"DDPM-1000 x16, w={w:g}: {statistics.median(ts):.2f} s")
 
