@@ -83,7 +83,8 @@ class ScheduleControls:
             self.beta_start = gr.Number(beta_start, label="β_start", visible=not cosine, scale=1)
             self.beta_end = gr.Number(beta_end, label="β_end", visible=not cosine, scale=1)
             self.cosine_s = gr.Number(DEFAULT_COSINE_S, label="cosine s", visible=cosine, scale=1)
-            self.zero_terminal_snr = gr.Checkbox(False, label="zero terminal SNR", scale=1, min_width=150)
+        # its own line: beside the β fields its label was clipped to "zero termina"
+        self.zero_terminal_snr = gr.Checkbox(False, label="zero terminal SNR (Lin et al. 2023: ᾱ_T = 0)")
         self.family.input(self.defaults_for, inputs=self.family, outputs=[self.beta_start, self.beta_end, self.cosine_s],
                           api_name=f"{api_prefix}_schedule_defaults")
 
