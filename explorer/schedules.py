@@ -194,15 +194,7 @@ def make_schedule(
 
 
 @lru_cache(maxsize=128, typed=True)  # typed: True and 1 are different keys, so validation always runs
-def _make_schedule(
-    name: str,
-    T: int = DEFAULT_T,
-    beta_start: float | None = None,
-    beta_end: float | None = None,
-    s: float = DEFAULT_COSINE_S,
-    max_beta: float = DEFAULT_MAX_BETA,
-    zero_terminal_snr: bool = False,
-) -> Schedule:
+def _make_schedule(name, T, beta_start, beta_end, s, max_beta, zero_terminal_snr) -> Schedule:
     if not isinstance(name, str) or name not in SCHEDULE_NAMES:
         raise ValueError(f"Unknown schedule {name!r}; choose one of: {', '.join(SCHEDULE_NAMES)}.")
     T = _check_T(T)
