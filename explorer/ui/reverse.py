@@ -642,7 +642,10 @@ def build_reverse_tab(demo: gr.Blocks, forward: dict | None = None, provider: Mo
     default_schedule = schedule_from_controls(*[c.value for c in controls.inputs])
     demo.load(lambda: (provider.status(), *schedule_figures(default_schedule)), outputs=[status, coef_plot, snr_plot],
               api_name="reverse_model_status", show_progress="hidden")
-    sampling = dict(concurrency_id="reverse_sampling", concurrency_limit=2, show_progress="minimal")
+    # one sampling run at a time (sample, compare and img2img share the slot): a run keeps a core busy, and the
+    # other core must stay free for everyone's slider events (load test, 20 sliders + 4 samplers: slider p95
+    # 775 ms with 2 concurrent runs, 483 ms with 1); further runs wait in the queue, streaming nothing
+    sampling = dict(concurrency_id="reverse_sampling", concurrency_limit=1, show_progress="minimal")
     run = sample_btn.click(user_errors(h.sample), inputs=run_inputs,
                            outputs=[state, frame, viewer, numbers, caption, coef_plot, snr_plot],
                            api_name="reverse_sample", **sampling)
