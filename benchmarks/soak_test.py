@@ -8,6 +8,7 @@ sessions start and end. The server (app.py, as shipped, except that its temp-fil
 files older than 40 s instead of every 5 min for files older than 1 h, so that a cleanup cycle fits in the run)
 is sampled every 5 s: resident memory (RSS) and the files in its GRADIO_TEMP_DIR. The script stops by itself.
 
+Temp files must be released: once the users have left, at most 5 % of the run's peak count (or 50) remain.
 Flat means: after the first two minutes of warm-up (caches, allocator pools), the RSS of the last two minutes
 is within 10 % of the RSS of minutes 2–4, and the fitted slope over the second half is under 5 MB/min.
 """
@@ -100,8 +101,10 @@ def main() -> int:
           f"{sum(SOAK_CLEANUP) + 5} s after the users left")
     for user, message in stats.errors[:10]:
         print(f"  error {user}: {message}")
-    verdict = "PASS" if flat and not stats.errors else "FAIL"
-    print(f"{verdict}: memory {'flat' if flat else 'GROWING'}, errors {len(stats.errors)}")
+    released = after[1] <= max(50, 0.05 * figures["temp_files_max"])  # what is left: examples, default images
+    verdict = "PASS" if flat and released and not stats.errors else "FAIL"
+    print(f"{verdict}: memory {'flat' if flat else 'GROWING'}, temp files {'released' if released else 'PILING UP'}, "
+          f"errors {len(stats.errors)}")
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2))
     return 0 if verdict == "PASS" else 1

@@ -6,7 +6,9 @@ opens first). test_ui_api.py checks that the usual bad and odd files are refused
 hostile file goes through both doors, and accepted files must look right.
 """
 
+import os
 import re
+import threading
 
 import numpy as np
 import pytest
@@ -15,7 +17,7 @@ from PIL import Image
 
 from bad_images import write_bad_files, write_hostile_files, write_odd_files
 from explorer import data
-from explorer.ui import build_demo
+from explorer.ui import build_demo, delete_old_temp_files
 from served_app import TRACE_MARKERS, error_message, file_data, launch, raw_call, upload
 
 LINEAR = ["linear", 1000, 1e-4, 0.02, 0.008, False]
@@ -134,3 +136,38 @@ def test_api_image_inputs_refuse_or_use_every_file_without_tracebacks(app, clien
         else:
             assert message is not None, f"{endpoint} accepted {name}"
     assert_still_serving(client)
+
+
+# ------------------------------------------------------------------ temporary files do not pile up
+
+
+def test_old_temp_files_are_deleted_and_examples_kept(app, client, files):
+    rendered, _ = client.predict(handle_file(str(files["rgba.png"])), *LINEAR, 0, 7, api_name="/render_forward")
+    server_copy = next(name for names in app.temp_file_sets for name in names if name.endswith("image.png"))
+    kept = {name for block in app.blocks.values() for name in getattr(block, "keep_in_cache", ())}
+    assert delete_old_temp_files(app, age=-1) > 0
+    assert not os.path.exists(server_copy)
+    assert kept and all(os.path.exists(name) for name in kept)  # the bundled examples stay
+    assert_still_serving(client)
+
+
+def test_temp_file_cleanup_survives_requests_adding_files_meanwhile(app):
+    names = set()
+    app.temp_file_sets.append(names)
+    stop = threading.Event()
+
+    def add():
+        i = 0
+        while not stop.is_set():
+            names.add(f"/nonexistent/{i % 2000}")  # the set changes size all the time, but stays small
+            i += 1
+
+    adder = threading.Thread(target=add)
+    adder.start()
+    try:
+        for _ in range(20):
+            delete_old_temp_files(app, age=-1)  # Gradio's own sweep raises "Set changed size during iteration"
+    finally:
+        stop.set()
+        adder.join()
+        app.temp_file_sets.remove(names)

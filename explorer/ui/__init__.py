@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import threading
+import time
+import weakref
+
 import gradio as gr
 import torch
 
@@ -12,6 +17,8 @@ from .reverse import build_reverse_tab
 TITLE = "DDPM Explorer"
 # Every 5 minutes, delete the temporary files this app made (renders, streamed frames, uploads, exports) once
 # they are an hour old: each slider render or sampling frame is a new PNG, so without this /tmp only grows.
+# Not Gradio's delete_cache: its sweep iterates the live sets of file names that request threads add to, so
+# under load it dies at once ("Set changed size during iteration") and nothing is ever deleted (soak test).
 CACHE_CLEANUP = (300, 3600)  # (every s, older than s)
 
 
@@ -21,7 +28,7 @@ def build_demo() -> gr.Blocks:
     # add overhead there, and on a busy 2-core machine they stall each op ~10× (measured: 50 ms vs 3 ms per
     # render_forward). One thread per request; concurrent requests still run in parallel.
     torch.set_num_threads(1)
-    with gr.Blocks(title=TITLE, delete_cache=CACHE_CLEANUP) as demo:
+    with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(f"# {TITLE}\nSee the math of denoising diffusion: how noise accumulates, and how schedules differ.")
         with gr.Tabs():
             with gr.Tab("Forward", id="forward"):
@@ -35,7 +42,49 @@ def build_demo() -> gr.Blocks:
             release_session_state(demo, request.session_hash)
 
         demo.unload(release_session)
+    every, age = CACHE_CLEANUP
+    threading.Thread(target=_clean_temp_files_forever, args=(weakref.ref(demo), every, age), daemon=True,
+                     name="temp-file-cleanup").start()
     return demo
+
+
+def delete_old_temp_files(demo: gr.Blocks, age: float) -> int:
+    """Delete the files Gradio saved for this app (outputs, uploads) that are older than ``age`` s; returns how many.
+
+    Files Gradio keeps on purpose (examples, default values) stay. The sets of names are read through a snapshot
+    (``list(s)`` runs without releasing the GIL), because request threads keep adding to them.
+    """
+    keep = set()
+    for block in list(demo.blocks.values()):
+        keep.update(getattr(block, "keep_in_cache", ()))
+    now, deleted = time.time(), 0
+    for names in list(demo.temp_file_sets):
+        for name in list(names):
+            if name in keep:
+                continue
+            try:
+                if now - os.lstat(name).st_ctime <= age:
+                    continue
+                os.remove(name)
+                deleted += 1
+            except FileNotFoundError:
+                pass
+            names.discard(name)
+            try:
+                os.rmdir(os.path.dirname(name))  # Gradio puts each file in a folder of its own
+            except OSError:
+                pass
+    return deleted
+
+
+def _clean_temp_files_forever(demo_ref, every: float, age: float) -> None:
+    while True:
+        time.sleep(every)
+        demo = demo_ref()
+        if demo is None:  # the app is gone (tests build many)
+            return
+        delete_old_temp_files(demo, age)
+        del demo
 
 
 def release_session_state(demo: gr.Blocks, session_hash: str | None) -> None:
