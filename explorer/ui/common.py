@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 from pathlib import Path
 
@@ -10,14 +11,31 @@ import gradio as gr
 from gradio.utils import get_upload_folder
 
 from ..data import ASSETS_DIR
+from ..model import CheckpointError
 from ..schedules import DEFAULT_BETAS, DEFAULT_COSINE_S, DEFAULT_T, SCHEDULE_NAMES, Schedule, make_schedule
 
+USER_ERRORS = (ValueError, CheckpointError)  # their messages are written for the user
 UI_MAX_T = 10_000  # the browser receives every step's numbers; beyond this the page gets slow
 LATEX = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": "$", "display": False}]
 
 
 def user_errors(fn):
-    """Run a handler; a ValueError (bad image, bad schedule values) becomes a gr.Error the user reads."""
+    """Run a handler; a readable ValueError (bad image, bad values) or CheckpointError becomes a gr.Error.
+
+    Works for plain and generator (streaming) handlers.
+    """
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def gen_wrapper(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except gr.Error:
+                raise
+            except USER_ERRORS as e:
+                raise gr.Error(str(e)) from None
+
+        return gen_wrapper
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -25,7 +43,7 @@ def user_errors(fn):
             return fn(*args, **kwargs)
         except gr.Error:
             raise
-        except ValueError as e:
+        except USER_ERRORS as e:
             raise gr.Error(str(e)) from None
 
     return wrapper

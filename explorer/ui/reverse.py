@@ -11,9 +11,7 @@ Layout and wiring only; every number comes from explorer.samplers / trajectory /
 from __future__ import annotations
 
 import base64
-import functools
 import html
-import inspect
 import io
 import math
 import tempfile
@@ -31,7 +29,7 @@ from .. import trajectory as tr
 from ..model import DEFAULT_CHECKPOINT, NULL_CLASS, CheckpointError, load_pretrained
 from ..samplers import DEFAULT_SPACING, SAMPLERS, SPACINGS, model_eps_fn
 from ..schedules import DEFAULT_T, Schedule
-from .common import LATEX, ScheduleControls, schedule_from_controls, served_image_path
+from .common import LATEX, ScheduleControls, schedule_from_controls, served_image_path, user_errors
 
 STREAM_INTERVAL_S = 0.5  # at most 2 streamed frames per second; every step is still recorded. Each streamed
 # frame costs the server 3 PNGs and the browser 3 fetches, and slows the model (GIL, 2 cores). Measured for
@@ -90,30 +88,6 @@ DEFAULT_MODEL = ModelProvider()
 
 
 # ---------------------------------------------------------------- helpers (no gradio objects)
-
-
-def user_errors(fn):
-    """ValueError / CheckpointError -> gr.Error the user reads; works for plain and generator handlers."""
-    if inspect.isgeneratorfunction(fn):
-        @functools.wraps(fn)
-        def gen_wrapper(*args, **kwargs):
-            try:
-                yield from fn(*args, **kwargs)
-            except gr.Error:
-                raise
-            except (ValueError, CheckpointError) as e:
-                raise gr.Error(str(e)) from None
-        return gen_wrapper
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except gr.Error:
-            raise
-        except (ValueError, CheckpointError) as e:
-            raise gr.Error(str(e)) from None
-    return wrapper
 
 
 def labels_for(digit, n: int) -> torch.Tensor:
