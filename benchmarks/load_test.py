@@ -94,8 +94,15 @@ class Server:
 
     def temp_files(self) -> tuple[int, float]:
         """(number of files, MB) under the server's GRADIO_TEMP_DIR."""
-        files = [p for p in self.temp_dir.rglob("*") if p.is_file()]
-        return len(files), sum(p.stat().st_size for p in files) / 2**20
+        count, size = 0, 0
+        for folder, _, names in os.walk(self.temp_dir):  # the server deletes files meanwhile: skip vanished ones
+            for name in names:
+                try:
+                    size += os.stat(os.path.join(folder, name)).st_size
+                    count += 1
+                except FileNotFoundError:
+                    pass
+        return count, size / 2**20
 
     def stop(self) -> None:
         if self.proc.poll() is None:
