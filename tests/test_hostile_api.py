@@ -11,13 +11,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from gradio_client import Client, handle_file
+from gradio_client import handle_file
 
 from explorer import data
 from explorer import trajectory as tr
-from explorer.ui import build_demo
 from explorer.ui.common import UI_MAX_T
-from served_app import TRACE_MARKERS, error_message, file_data, launch, raw_call, upload
+from served_app import TRACE_MARKERS, error_message, file_data, raw_call, upload
 
 LINEAR = '"linear", 1000, 0.0001, 0.02, 0.008, false'
 # Cheap sampling settings for the sampling endpoints: 2 DDIM steps, one sample (and DDIM on side B of compare).
@@ -27,18 +26,6 @@ SECONDS_PER_CALL = 15.0  # far above any answer here (~0.1–1 s): a value that 
 # JSON texts (NaN and Infinity are not JSON, but Python's json and Gradio accept them, so attackers can send them)
 NUMBERS = ["NaN", "-Infinity", "-1", "1e308", "2.5"]
 WRONG_TYPES = ['"abc"', "null", "{}", '{"path": "/etc/passwd"}']
-
-
-@pytest.fixture(scope="module")
-def app():
-    demo = launch(build_demo())
-    yield demo
-    demo.close()
-
-
-@pytest.fixture(scope="module")
-def client(app):
-    return Client(app.local_url, verbose=False)
 
 
 @pytest.fixture(scope="module")

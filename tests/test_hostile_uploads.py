@@ -12,13 +12,13 @@ import threading
 
 import numpy as np
 import pytest
-from gradio_client import Client, handle_file
+from gradio_client import handle_file
 from PIL import Image
 
 from bad_images import write_bad_files, write_hostile_files, write_odd_files
 from explorer import data
-from explorer.ui import build_demo, delete_old_temp_files
-from served_app import TRACE_MARKERS, error_message, file_data, launch, raw_call, upload
+from explorer.ui import delete_old_temp_files
+from served_app import TRACE_MARKERS, error_message, file_data, raw_call, upload
 
 LINEAR = ["linear", 1000, 1e-4, 0.02, 0.008, False]
 REVERSE = ["ddim", 2, 0.0, "trailing", "mixed", 1.0, 0, 1]
@@ -35,18 +35,6 @@ REFUSED = {  # file -> what the Upload tab says
 }
 ACCEPTED = ["one_pixel.png", "gray16.png", "cmyk.jpg", "rgba.png", "palette.png", "animated.gif", "animated.png",
             "large.png"]
-
-
-@pytest.fixture(scope="module")
-def app():
-    demo = launch(build_demo())
-    yield demo
-    demo.close()
-
-
-@pytest.fixture(scope="module")
-def client(app):
-    return Client(app.local_url, verbose=False)
 
 
 @pytest.fixture(scope="module")

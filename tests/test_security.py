@@ -15,7 +15,6 @@ from PIL import Image
 
 from explorer import data
 from explorer.model import DEFAULT_CHECKPOINT, card_path, load_pretrained
-from explorer.ui import build_demo
 from explorer.ui.forward import build_forward_tab
 from explorer.ui.reverse import ModelProvider, build_reverse_tab
 from served_app import TRACE_MARKERS, base_url, error_message, launch, raw_call
@@ -23,18 +22,6 @@ from served_app import TRACE_MARKERS, base_url, error_message, launch, raw_call
 ROOT = Path(__file__).resolve().parent.parent
 LINEAR = ["linear", 1000, 1e-4, 0.02, 0.008, False]
 REVERSE = ["ddim", 2, 0.0, "trailing", "mixed", 1.0, 0, 1]
-
-
-@pytest.fixture(scope="module")
-def app():
-    demo = launch(build_demo())
-    yield demo
-    demo.close()
-
-
-@pytest.fixture(scope="module")
-def client(app):
-    return Client(app.local_url, verbose=False)
 
 
 @pytest.fixture(scope="module")
