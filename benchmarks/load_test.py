@@ -327,14 +327,19 @@ def percentiles_ms(latencies) -> dict:
     return {q: round(float(np.percentile(a, q)), 1) for q in (50, 95, 99)} if len(a) else {}
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=float, default=60.0, help="seconds of the full mix")
-    parser.add_argument("--baseline", type=float, default=15.0, help="seconds of sliders alone first")
+def add_mix_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of the user mix, shared with soak_test.py."""
     parser.add_argument("--sliders", type=int, default=20)
     parser.add_argument("--samplers", type=int, default=4)
     parser.add_argument("--processes", type=int, default=4, help="client processes for the slider users")
     parser.add_argument("--json", help="also write the figures to this file")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds of the full mix")
+    parser.add_argument("--baseline", type=float, default=15.0, help="seconds of sliders alone first")
+    add_mix_arguments(parser)
     args = parser.parse_args()
 
     server = Server()

@@ -25,7 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from load_test import Server, ms_percentiles, percentiles_ms, run_mix  # noqa: E402
+from load_test import Server, add_mix_arguments, ms_percentiles, percentiles_ms, run_mix  # noqa: E402
 
 SOAK_CLEANUP = (20, 40)  # (every s, older than s) for the soak's server
 SERVE = ("import runpy, explorer.ui as ui; ui.CACHE_CLEANUP = {cleanup!r}; "
@@ -52,10 +52,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=600.0, help="seconds (default: 10 minutes)")
     parser.add_argument("--session", type=float, default=60.0, help="seconds before a user reloads (new session)")
-    parser.add_argument("--sliders", type=int, default=20)
-    parser.add_argument("--samplers", type=int, default=4)
-    parser.add_argument("--processes", type=int, default=4, help="client processes for the slider users")
-    parser.add_argument("--json", help="also write the figures to this file")
+    add_mix_arguments(parser)
     args = parser.parse_args()
     warmup = min(120.0, args.duration / 5)
 

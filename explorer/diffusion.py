@@ -69,12 +69,8 @@ def q_posterior(x_t: torch.Tensor, x0: torch.Tensor, t, s: Schedule) -> tuple[to
     var  = beta_t (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t)          (= beta-tilde_t)
     """
     _check_t(t, s, lowest=1)
-    t_prev = t - 1
-    one_minus_ab = _coef(1.0 - s.alpha_bars, t, x_t)
-    coef_x0 = _coef(s.betas, t, x_t) * _coef(s.sqrt_alpha_bars, t_prev, x_t) / one_minus_ab
-    coef_xt = _coef(1.0 - s.alpha_bars, t_prev, x_t) * _coef(np.sqrt(s.alphas), t, x_t) / one_minus_ab
-    mean = coef_x0 * x0 + coef_xt * x_t
-    var = _coef(s.betas, t, x_t) * _coef(1.0 - s.alpha_bars, t_prev, x_t) / one_minus_ab
+    mean = _coef(s.posterior_mean_coef_x0, t, x_t) * x0 + _coef(s.posterior_mean_coef_xt, t, x_t) * x_t
+    var = _coef(s.posterior_variance, t, x_t)
     return mean, var.expand_as(mean)
 
 

@@ -22,7 +22,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from .diffusion import ddim_sigma, ddim_step, ddpm_step, predict_x0, q_posterior
+from .diffusion import ddim_sigma, ddim_step, ddpm_step, predict_x0
 from .schedules import Schedule
 
 SAMPLERS = ("ddpm", "ddim")
@@ -104,13 +104,13 @@ def ddpm_loop(eps_fn: EpsFn, s: Schedule, x_start: torch.Tensor, generator: torc
         # 2. posterior q(x_{t-1} | x_t, x̂_0), sample it (no noise at t = 1)
         noise = torch.randn(x.shape, generator=generator, dtype=x.dtype) if t > 1 else None
         x_prev = ddpm_step(x, t, eps, s, noise, clip_x0=clip_x0)
-        var = float(s.betas[t] * (1 - s.alpha_bars[t - 1]) / (1 - s.alpha_bars[t]))
+        var = float(s.posterior_variance[t])
         yield StepRecord(
             index=i, num_steps=t_start, t=t, t_prev=t - 1, x_t=x, eps=eps, x0_hat=x0_hat, x_prev=x_prev,
             alpha_bar_t=float(s.alpha_bars[t]), alpha_bar_prev=float(s.alpha_bars[t - 1]),
             sigma=var**0.5 if t > 1 else 0.0, log_snr=float(s.log_snr[t]), posterior_var=var,
-            posterior_coef_x0=float(s.betas[t] * s.sqrt_alpha_bars[t - 1] / (1 - s.alpha_bars[t])),
-            posterior_coef_xt=float((1 - s.alpha_bars[t - 1]) * np.sqrt(s.alphas[t]) / (1 - s.alpha_bars[t])),
+            posterior_coef_x0=float(s.posterior_mean_coef_x0[t]),
+            posterior_coef_xt=float(s.posterior_mean_coef_xt[t]),
         )
         x = x_prev
 

@@ -75,6 +75,7 @@ class Schedule:
             "log_snr": log_snr,
             "sqrt_alpha_bars": np.sqrt(alpha_bars),
             "sqrt_one_minus_alpha_bars": np.sqrt(1.0 - alpha_bars),
+            **_posterior_coefficients(betas, alphas, alpha_bars),
         }
         for name, arr in {"betas": betas, **derived}.items():
             arr = np.array(arr, dtype=np.float64)
@@ -88,6 +89,9 @@ class Schedule:
     log_snr: np.ndarray = field(init=False, repr=False, compare=False)
     sqrt_alpha_bars: np.ndarray = field(init=False, repr=False, compare=False)
     sqrt_one_minus_alpha_bars: np.ndarray = field(init=False, repr=False, compare=False)
+    posterior_variance: np.ndarray = field(init=False, repr=False, compare=False)
+    posterior_mean_coef_x0: np.ndarray = field(init=False, repr=False, compare=False)
+    posterior_mean_coef_xt: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __eq__(self, other) -> bool:
         if not isinstance(other, Schedule):
@@ -104,6 +108,22 @@ class Schedule:
         """A short human-readable description, e.g. 'cosine (T=1000, s=0.008)'."""
         inner = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in self.params.items())
         return f"{self.name} ({inner})" if inner else self.name
+
+
+def _posterior_coefficients(betas: np.ndarray, alphas: np.ndarray, alpha_bars: np.ndarray) -> dict:
+    """q(x_{t-1} | x_t, x_0) = N(coef_x0 · x_0 + coef_xt · x_t, var) for t >= 1 (Ho et al. eq. 7); index 0 is 0.
+
+    var     = beta_t (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t)          (beta-tilde_t)
+    coef_x0 = beta_t sqrt(alpha_bar_{t-1}) / (1 - alpha_bar_t)
+    coef_xt = (1 - alpha_bar_{t-1}) sqrt(alpha_t) / (1 - alpha_bar_t)
+    """
+    ab, ab_prev = alpha_bars[1:], alpha_bars[:-1]
+    pad = lambda v: np.concatenate([[0.0], v])  # noqa: E731  (t = 0 has no posterior)
+    return {
+        "posterior_variance": pad(betas[1:] * (1.0 - ab_prev) / (1.0 - ab)),
+        "posterior_mean_coef_x0": pad(betas[1:] * np.sqrt(ab_prev) / (1.0 - ab)),
+        "posterior_mean_coef_xt": pad((1.0 - ab_prev) * np.sqrt(alphas[1:]) / (1.0 - ab)),
+    }
 
 
 def _check_T(T) -> int:
