@@ -47,6 +47,7 @@ IMAGES = ["mnist_0.png", "mnist_2.png", "mnist_3.png", "mnist_5.png", "mnist_7.p
 LINEAR = ["linear", 1000, 1e-4, 0.02, 0.008, False]
 EVENT_HZ = 20  # input events per second while dragging (browsers fire them at up to the frame rate)
 SLIDER_TARGET_P95_MS = 250.0
+SERVERS = {"app": "app.py", "floor": "benchmarks/floor_app.py"}  # --server: the script run as the server
 
 
 # ------------------------------------------------------------------------------------------ the server
@@ -260,8 +261,10 @@ class SamplerUser(User):
             time.sleep(0.3)
 
 
-def run_users(kind: str, indices: list[int], url: str, mixed_from: float, until: float, session_s, results) -> None:
+def run_users(kind: str, indices: list[int], url: str, mixed_from: float, until: float, session_s, results,
+              nice: int = 0) -> None:
     """A client process: its users act from now (sliders) or from mixed_from (samplers) until ``until``."""
+    os.nice(nice)
     stats, stop = Stats(mixed_from=mixed_from), threading.Event()
     cls = SliderUser if kind == "slider" else SamplerUser
     if kind == "sampler":
@@ -280,7 +283,7 @@ def run_users(kind: str, indices: list[int], url: str, mixed_from: float, until:
 
 
 def run_mix(server: Server, sliders: int, samplers: int, baseline: float, duration: float, processes: int,
-            session_s: float | None = None, every: float = 5.0) -> tuple[Stats, list[tuple]]:
+            session_s: float | None = None, every: float = 5.0, nice: int = 0) -> tuple[Stats, list[tuple]]:
     """Run the users in client processes (sliders split over ``processes``, samplers in one more) against
     ``server``; returns the merged stats and the samples (seconds since the mix began, RSS MB, temp files,
     temp MB) taken every ``every`` seconds."""
@@ -289,11 +292,11 @@ def run_mix(server: Server, sliders: int, samplers: int, baseline: float, durati
     mixed_from = time.time() + baseline + 5.0  # + the client processes' start-up
     until = mixed_from + duration
     groups = [list(range(sliders))[i::processes] for i in range(processes)]
-    procs = [ctx.Process(target=run_users, args=("slider", g, server.url, mixed_from, until, session_s, results))
-             for g in groups if g]
+    procs = [ctx.Process(target=run_users, args=("slider", g, server.url, mixed_from, until, session_s, results,
+                                                 nice)) for g in groups if g]
     if samplers:
         procs.append(ctx.Process(target=run_users, args=("sampler", list(range(samplers)), server.url, mixed_from,
-                                                         until, session_s, results)))
+                                                         until, session_s, results, nice)))
     for proc in procs:
         proc.start()
     samples = []
@@ -339,16 +342,23 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of the full mix")
     parser.add_argument("--baseline", type=float, default=15.0, help="seconds of sliders alone first")
+    parser.add_argument("--server", choices=sorted(SERVERS), default="app",
+                        help="app: app.py as shipped; floor: benchmarks/floor_app.py, the same render_forward API "
+                             "doing no work (what Gradio and gradio_client alone cost; use with --samplers 0)")
+    parser.add_argument("--client-nice", type=int, default=0,
+                        help="run the client processes at this niceness (e.g. 19), so that the load generator, "
+                             "which shares the 2 cores here, yields the CPU to the server under test")
     add_mix_arguments(parser)
     args = parser.parse_args()
 
-    server = Server()
+    server = Server([sys.executable, SERVERS[args.server]])
     try:
-        print(f"server: app.py (pid {server.proc.pid}) at {server.url}, RSS {server.rss_mb():.0f} MB; "
+        print(f"server: {SERVERS[args.server]} (pid {server.proc.pid}) at {server.url}, RSS {server.rss_mb():.0f} MB; "
               f"{args.sliders} slider users in {args.processes} client processes, {args.samplers} sampler users",
               flush=True)
         cpu0 = server.cpu_seconds()
-        stats, samples = run_mix(server, args.sliders, args.samplers, args.baseline, args.duration, args.processes)
+        stats, samples = run_mix(server, args.sliders, args.samplers, args.baseline, args.duration, args.processes,
+                                 nice=args.client_nice)
         server_cpu = (server.cpu_seconds() - cpu0) / (args.baseline + 5 + args.duration)
     finally:
         server.stop()

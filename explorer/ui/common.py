@@ -5,11 +5,17 @@ from __future__ import annotations
 import functools
 import inspect
 import math
+import os
+import tempfile
 from pathlib import Path
 
 import gradio as gr
+import numpy as np
+from gradio.processing_utils import encode_pil_to_bytes, hash_bytes
 from gradio.utils import get_upload_folder
+from PIL import Image
 
+from .. import data
 from ..data import ASSETS_DIR
 from ..model import CheckpointError
 from ..schedules import DEFAULT_BETAS, DEFAULT_COSINE_S, DEFAULT_T, SCHEDULE_NAMES, Schedule, make_schedule
@@ -63,6 +69,51 @@ def served_image_path(path):
     if not any(resolved.is_relative_to(root) for root in roots):
         raise ValueError("This image is not available: upload it, draw one or pick a bundled example.")
     return str(resolved)
+
+
+class ImageInput(gr.Image):
+    """A gr.Image for pictures users give. A file that Gradio's own preprocessing cannot open (0 bytes, random
+    bytes, a decompression bomb), sent straight to the API, gets the app's readable message, the one the Upload
+    tab gives, instead of Gradio's bare "Error"."""
+
+    is_template = True  # the browser draws it as a plain gr.Image
+
+    def preprocess(self, payload):
+        try:
+            return super().preprocess(payload)
+        except gr.Error:
+            raise
+        except Exception:  # noqa: BLE001 — PIL raises many kinds; load_image says which problem it is
+            if payload is None or not getattr(payload, "path", None):
+                raise gr.Error("No image was given.") from None
+            try:
+                data.load_image(Path(served_image_path(payload.path)))  # no file outside the app's folders
+            except ValueError as e:
+                raise gr.Error(str(e)) from None
+            raise gr.Error("This file could not be read as an image.") from None
+
+
+def image_file(image, name: str = "image") -> str:
+    """A PIL image or uint8 array for a gr.Image output, saved as PNG where Gradio keeps outputs; returns the path.
+
+    Gradio's own saving (``save_pil_to_cache``) names the file after the hash of its bytes and rewrites it in
+    place, so identical pictures asked for together (a class on the same example and seed) rewrite a file that
+    others are downloading, and some of them got a truncated image (tests/test_concurrency.py). Same name and
+    folder here, but the bytes go to a temporary file that then replaces the final one atomically: a reader gets
+    the old file or the new one, whole. A path inside Gradio's folder is served as it is, not copied again.
+    """
+    if not isinstance(image, Image.Image):
+        image = Image.fromarray(np.asarray(image))
+    payload = encode_pil_to_bytes(image, "png")
+    folder = Path(get_upload_folder()) / hash_bytes(payload)
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, part = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".part")
+    with os.fdopen(fd, "wb") as f:
+        f.write(payload)
+    os.chmod(part, 0o644)  # as Gradio's own files (mkstemp makes them private)
+    final = folder / f"{name}.png"
+    os.replace(part, final)
+    return str(final)
 
 
 def _number(label: str, v):

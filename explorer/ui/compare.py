@@ -10,7 +10,7 @@ import gradio as gr
 
 from .. import plots, readouts, render
 from ..schedules import make_schedule
-from .common import ScheduleControls, schedule_from_controls, user_errors
+from .common import ScheduleControls, image_file, schedule_from_controls, user_errors
 from .forward import DEFAULT_FRAMES, chain_strip, load_x0, xt_at
 
 DEFAULT_FRACTION = 0.5
@@ -42,7 +42,7 @@ def compare_view(*args):
     out_images, captions = [], []
     for side, s in zip(SIDES, schedules):
         t = readouts.timestep_at_fraction(s, fraction)
-        out_images.append(render.display(xt_at(x0, s, seed, t)))
+        out_images.append(image_file(render.display(xt_at(x0, s, seed, t)), f"x_t_{side}"))
         captions.append(_caption(side, s, t))
     labelled = [(f"{side}: {s.label}", s) for side, s in zip(SIDES, schedules)]
     return (*out_images, *captions, plots.overlay_figure(labelled, "alpha_bar", fraction),
@@ -70,7 +70,7 @@ def compare_all(*args):
     view = compare_view(image_path, *a, *b, seed, fraction)
     schedules = _schedules(a, b)
     x0 = load_x0(image_path)
-    strips = render.stack([chain_strip(x0, s, seed, frames) for s in schedules])
+    strips = image_file(render.stack([chain_strip(x0, s, seed, frames) for s in schedules]), "chains")
     return (*view, strips, diagnostics_rows(schedules))
 
 

@@ -21,7 +21,8 @@ import torch
 
 from .. import data, plots, readouts, render
 from ..diffusion import q_sample
-from .common import LATEX, UI_MAX_T, ScheduleControls, schedule_from_controls, served_image_path, user_errors
+from .common import (LATEX, UI_MAX_T, ImageInput, ScheduleControls, image_file, schedule_from_controls,
+                     served_image_path, user_errors)
 
 DEFAULT_T_SHOWN = 250  # the slider starts part-way so the first view already shows noise
 DEFAULT_FRAMES = 8
@@ -94,7 +95,7 @@ def forward_setup(image_path, family, steps, beta_start, beta_end, cosine_s, zer
         plots.coefficients_figure(s, t),
         plots.log_snr_figure(s, t),
         plots.histogram_figure(xt.numpy(), t),
-        chain_strip(x0, s, seed, frames),
+        image_file(chain_strip(x0, s, seed, frames), "chain"),
         readouts.math_panel(s, t),
     )
 
@@ -107,7 +108,7 @@ def render_forward(image_path, family, steps, beta_start, beta_end, cosine_s, ze
     xt = xt_at(x0, s, seed, t)
     numbers = readouts.timestep_numbers(s, t)
     numbers["formatted"] = {k: readouts.format_number(numbers[k]) for k in readouts.NUMBER_LABELS}
-    return render.display(xt), numbers
+    return image_file(render.display(xt), "x_t"), numbers
 
 
 @user_errors
@@ -121,7 +122,7 @@ def forward_math(family, steps, beta_start, beta_end, cosine_s, zero_terminal_sn
 def forward_chain(image_path, family, steps, beta_start, beta_end, cosine_s, zero_terminal_snr, seed, frames):
     """The forward chain strip alone (when only K changes)."""
     s = schedule_from_controls(family, steps, beta_start, beta_end, cosine_s, zero_terminal_snr)
-    return chain_strip(load_x0(image_path), s, seed, frames)
+    return image_file(chain_strip(load_x0(image_path), s, seed, frames), "chain")
 
 
 @user_errors
@@ -129,14 +130,14 @@ def load_upload(file_path):
     """An uploaded file -> the validated, normalised x_0 image (or a readable error)."""
     if file_path is None:
         raise ValueError("No file was uploaded.")
-    return data.load_image(Path(served_image_path(file_path)))
+    return image_file(data.load_image(Path(served_image_path(file_path))), "x0")
 
 
 @user_errors
 def load_sketch(sketch):
     """The sketchpad drawing -> an MNIST-style 28×28 digit."""
     composite = sketch.get("composite") if isinstance(sketch, dict) else sketch
-    return data.sketch_to_image(composite)
+    return image_file(data.sketch_to_image(composite), "x0")
 
 
 # ---------------------------------------------------------------- browser side
@@ -291,8 +292,8 @@ def build_forward_tab(demo: gr.Blocks) -> dict:
     )
     with gr.Row():
         with gr.Column(scale=1, min_width=300):
-            x0_image = gr.Image(str(data.DEFAULT_EXAMPLE), type="filepath", image_mode=None, format="png",
-                                label="x₀ (the clean image)", interactive=False, height=220, elem_id="x0-image")
+            x0_image = ImageInput(str(data.DEFAULT_EXAMPLE), type="filepath", image_mode=None, format="png",
+                                  label="x₀ (the clean image)", interactive=False, height=220, elem_id="x0-image")
             # small images (28×28 digits) are shown enlarged with crisp, nearest-neighbour pixels
             gr.HTML("<style>#x0-image img { image-rendering: pixelated; width: 100%; height: 100%;"
                     " object-fit: contain; }</style>", js_on_load=None)

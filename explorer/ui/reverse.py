@@ -29,7 +29,9 @@ from .. import trajectory as tr
 from ..model import DEFAULT_CHECKPOINT, NULL_CLASS, CheckpointError, load_pretrained
 from ..samplers import DEFAULT_SPACING, SAMPLERS, SPACINGS, model_eps_fn
 from ..schedules import DEFAULT_T, Schedule
-from .common import LATEX, ScheduleControls, schedule_from_controls, served_image_path, user_errors
+from .common import (LATEX, ImageInput, ScheduleControls, image_file, schedule_from_controls, served_image_path,
+                     user_errors)
+from .forward import load_sketch
 
 STREAM_INTERVAL_S = 0.5  # at most 2 streamed frames per second; every step is still recorded. Each streamed
 # frame costs the server 3 PNGs and the browser 3 fetches, and slows the model (GIL, 2 cores). Measured for
@@ -371,7 +373,7 @@ class ReverseHandlers:
         for i, (side, traj) in enumerate(zip("AB", trajs)):
             j = compare_frame(k, n, traj.num_frames if counts is None else counts[i])
             x_t, _, x0_hat = traj.frame_grids(j, GRID_SIDE)
-            images += [x_t, x0_hat]
+            images += [image_file(x_t, f"x_t_{side}"), image_file(x0_hat, f"x0_hat_{side}")]
             t = traj.frame_t(j)
             where = "result x₀" if traj.is_result(j) else f"step {j + 1} of {traj.num_steps}, t = {t}"
             state = " (running)" if running and not traj.finished else ""
@@ -422,7 +424,7 @@ class ReverseHandlers:
             what = "x₀" if traj.finished else f"x̂₀ at step {k + 1} of {traj.num_steps}"
             caption = (f"x₀ noised to t = {t_start} of {s.T} (ᾱ_t = {_format(s.alpha_bars[t_start])}), then "
                        f"{info['num_steps']} {SAMPLER_LABELS[sampler]} steps back to t = 0 — showing {what}.")
-            yield shown_in, shown_noised, result, caption
+            yield image_file(shown_in, "x0"), image_file(shown_noised, "x_start"), image_file(result, "result"), caption
 
 
 def lock_step(runs):
@@ -587,9 +589,9 @@ def build_reverse_tab(demo: gr.Blocks, forward: dict | None = None, provider: Mo
                     latex_delimiters=LATEX)
         with gr.Row():
             with gr.Column(scale=1):
-                i2i_image = gr.Image(str(data.ASSETS_DIR / "mnist_7.png"), type="filepath", image_mode=None,
-                                     format="png", label="input image", sources=["upload"], height=200,
-                                     elem_id="img2img-input", elem_classes=[IMAGE_CLASS])
+                i2i_image = ImageInput(str(data.ASSETS_DIR / "mnist_7.png"), type="filepath", image_mode=None,
+                                       format="png", label="input image", sources=["upload"], height=200,
+                                       elem_id="img2img-input", elem_classes=[IMAGE_CLASS])
                 gr.Examples([[str(p)] for p in data.EXAMPLES], inputs=[i2i_image], label="Bundled examples",
                             examples_per_page=len(data.EXAMPLES))
                 use_forward_image = gr.Button("Use the Forward tab's image", size="sm") if forward else None
@@ -656,7 +658,7 @@ def build_reverse_tab(demo: gr.Blocks, forward: dict | None = None, provider: Mo
 
     i2i_btn.click(user_errors(h.img2img), inputs=[i2i_image, i2i_t, *run_inputs],
                   outputs=[i2i_in, i2i_noised, i2i_out, i2i_caption], api_name="reverse_img2img", **sampling)
-    use_sketch.click(user_errors(_load_sketch), inputs=sketch, outputs=i2i_image, api_name="reverse_load_sketch")
+    use_sketch.click(load_sketch, inputs=sketch, outputs=i2i_image, api_name="reverse_load_sketch")
     controls.T.change(img2img_range, inputs=controls.T, outputs=i2i_t, api_name="reverse_img2img_range",
                       show_progress="hidden")
     if forward:
@@ -675,9 +677,3 @@ def img2img_range(T):
         return gr.skip()
     return gr.update(maximum=int(T))
 
-
-@user_errors
-def _load_sketch(sketch):
-    """The sketchpad drawing -> an MNIST-style 28×28 digit."""
-    composite = sketch.get("composite") if isinstance(sketch, dict) else sketch
-    return data.sketch_to_image(composite)
