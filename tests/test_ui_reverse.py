@@ -11,6 +11,7 @@ import math
 import re
 import socket
 import time
+from pathlib import Path
 
 import gradio as gr
 import httpx
@@ -25,6 +26,7 @@ from explorer import trajectory as tr
 from explorer.model import CheckpointError, UNet, UNetConfig
 from explorer.samplers import model_eps_fn
 from explorer.schedules import make_schedule
+from explorer.ui import delete_old_temp_files
 from explorer.ui.reverse import GRID_SIDE, ModelProvider, build_reverse_tab, compare_frame, labels_for
 
 LINEAR = ["linear", 1000, 1e-4, 0.02, 0.008, False]
@@ -261,6 +263,18 @@ def test_export_gives_an_animated_gif_and_the_final_png(client, model):
     with Image.open(gif) as im:
         assert im.format == "GIF" and im.n_frames == 6
     assert np.array_equal(image(png), tr.tile(expected_run(model, steps=5, n=4, seed=4).final()))
+
+
+def test_exported_files_are_deleted_with_the_other_temporary_files(app, client):
+    sample(client, steps=2, n=1, seed=5)
+    gif, png = client.predict(api_name="/reverse_export")
+    served = [name for names in app.temp_file_sets for name in names if Path(name).name in (Path(gif).name,
+                                                                                              Path(png).name)]
+    assert len(served) == 2 and all(Path(name).is_file() for name in served)
+    folder = Path(served[0]).parent
+    assert folder.name.startswith("ddpm-reverse-")  # served from where they were written, not copied
+    delete_old_temp_files(app, age=-1)
+    assert not folder.exists()  # both files and their folder are gone
 
 
 def test_compare_schedules_starts_from_the_same_noise_and_differs_later(client):

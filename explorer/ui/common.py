@@ -15,7 +15,6 @@ from gradio.processing_utils import encode_pil_to_bytes, hash_bytes
 from gradio.utils import get_upload_folder
 from PIL import Image
 
-from .. import data
 from ..data import ASSETS_DIR
 from ..model import CheckpointError
 from ..schedules import DEFAULT_BETAS, DEFAULT_COSINE_S, DEFAULT_T, SCHEDULE_NAMES, Schedule, make_schedule
@@ -69,28 +68,6 @@ def served_image_path(path):
     if not any(resolved.is_relative_to(root) for root in roots):
         raise ValueError("This image is not available: upload it, draw one or pick a bundled example.")
     return str(resolved)
-
-
-class ImageInput(gr.Image):
-    """A gr.Image for pictures users give. A file that Gradio's own preprocessing cannot open (0 bytes, random
-    bytes, a decompression bomb), sent straight to the API, gets the app's readable message, the one the Upload
-    tab gives, instead of Gradio's bare "Error"."""
-
-    is_template = True  # the browser draws it as a plain gr.Image
-
-    def preprocess(self, payload):
-        try:
-            return super().preprocess(payload)
-        except gr.Error:
-            raise
-        except Exception:  # noqa: BLE001 — PIL raises many kinds; load_image says which problem it is
-            if payload is None or not getattr(payload, "path", None):
-                raise gr.Error("No image was given.") from None
-            try:
-                data.load_image(Path(served_image_path(payload.path)))  # no file outside the app's folders
-            except ValueError as e:
-                raise gr.Error(str(e)) from None
-            raise gr.Error("This file could not be read as an image.") from None
 
 
 def image_file(image, name: str = "image") -> str:

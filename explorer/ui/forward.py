@@ -21,8 +21,9 @@ import torch
 
 from .. import data, plots, readouts, render
 from ..diffusion import q_sample
-from .common import (LATEX, UI_MAX_T, ImageInput, ScheduleControls, image_file, schedule_from_controls,
+from .common import (LATEX, UI_MAX_T, ScheduleControls, image_file, schedule_from_controls,
                      served_image_path, user_errors)
+from .image_input import ImageInput
 
 DEFAULT_T_SHOWN = 250  # the slider starts part-way so the first view already shows noise
 DEFAULT_FRAMES = 8

@@ -22,6 +22,7 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 import torch
+from gradio.utils import get_upload_folder
 from PIL import Image
 
 from .. import data, plots, readouts, render
@@ -29,9 +30,9 @@ from .. import trajectory as tr
 from ..model import DEFAULT_CHECKPOINT, NULL_CLASS, CheckpointError, load_pretrained
 from ..samplers import DEFAULT_SPACING, SAMPLERS, SPACINGS, model_eps_fn
 from ..schedules import DEFAULT_T, Schedule
-from .common import (LATEX, ImageInput, ScheduleControls, image_file, schedule_from_controls, served_image_path,
-                     user_errors)
+from .common import LATEX, ScheduleControls, image_file, schedule_from_controls, served_image_path, user_errors
 from .forward import load_sketch
+from .image_input import ImageInput
 
 STREAM_INTERVAL_S = 0.5  # at most 2 streamed frames per second; every step is still recorded. Each streamed
 # frame costs the server 3 PNGs and the browser 3 fetches, and slows the model (GIL, 2 cores). Measured for
@@ -329,7 +330,10 @@ class ReverseHandlers:
     def export(traj):
         """The run as an animated GIF and (if finished) the final samples as PNG."""
         traj = _require(traj)
-        folder = Path(tempfile.mkdtemp(prefix="ddpm-reverse-"))
+        # in Gradio's own folder: served as they are, and deleted with the app's other temporary files
+        upload_folder = Path(get_upload_folder())
+        upload_folder.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(prefix="ddpm-reverse-", dir=upload_folder))
         stem = f"{traj.info['sampler']}_{traj.info['num_steps']}steps_seed{traj.info['seed']}"
         gif = folder / f"trajectory_{stem}.gif"
         tr.save_gif(traj, gif)
