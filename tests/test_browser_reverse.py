@@ -130,6 +130,15 @@ def test_frames_stream_while_sampling_and_stop_keeps_them(page):
     expect(page.locator("#reverse-numbers")).to_contain_text("Step 1 of 1000", timeout=30_000)
 
 
+def test_sample_during_a_run_starts_afresh(page):
+    page.locator("#reverse-sampler").get_by_text("ddpm").click()  # 1000 steps
+    page.locator("#reverse-sample").click()
+    expect(page.locator("#reverse-caption")).to_contain_text("Sampling… step", timeout=60_000)
+    page.locator("#reverse-sampler").get_by_text("ddim").click()  # 50 steps
+    page.locator("#reverse-sample").click()  # during the DDPM run: cancel it, start the DDIM run
+    expect(page.locator("#reverse-caption")).to_contain_text("Done: 50 steps", timeout=120_000)
+
+
 def test_play_advances_frames_and_pause_stops(page):
     sample_and_wait(page)
     page.locator("#reverse-play").click()  # at the last frame, Play starts again from the first

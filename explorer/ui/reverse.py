@@ -626,9 +626,14 @@ def build_reverse_tab(demo: gr.Blocks, forward: dict | None = None, provider: Mo
     # other core must stay free for everyone's slider events (load test, 20 sliders + 4 samplers: slider p95
     # 775 ms with 2 concurrent runs, 483 ms with 1); further runs wait in the queue, streaming nothing
     sampling = dict(concurrency_id="reverse_sampling", concurrency_limit=1, show_progress="minimal")
-    run = sample_btn.click(user_errors(h.sample), inputs=run_inputs,
+    # Sample counts its clicks into run_count, and each new count starts a run; the click also cancels the run in
+    # progress, so pressing Sample during a run starts afresh (a plain click listener would ignore the press)
+    run_count = gr.State(0)
+    run = run_count.change(user_errors(h.sample), inputs=run_inputs,
                            outputs=[state, frame, viewer, numbers, caption, coef_plot, snr_plot],
-                           api_name="reverse_sample", **sampling)
+                           api_name="reverse_sample", trigger_mode="multiple", **sampling)
+    sample_btn.click(lambda n: n + 1, inputs=run_count, outputs=run_count, cancels=[run], api_name="reverse_restart",
+                     show_progress="hidden")
     stop_btn.click(lambda: "Stopped: the steps recorded so far can be scrubbed and exported.", outputs=caption,
                    cancels=[run], api_name="reverse_stop", show_progress="hidden")
 
