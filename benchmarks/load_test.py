@@ -1,6 +1,7 @@
 """Classroom load: 20 users drag the Forward timestep slider while 4 others sample in the Reverse tab.
 
     python benchmarks/load_test.py [--duration 60] [--baseline 15] [--sliders 20] [--samplers 4]
+    python benchmarks/load_test.py --server floor --samplers 0   # the same API with no work behind it
 
 Starts `python app.py` (its own queue settings) as a separate server process on a free loopback port with its
 own GRADIO_TEMP_DIR, then runs the users as gradio_client clients, each with its own session:
@@ -15,6 +16,8 @@ own GRADIO_TEMP_DIR, then runs the users as gradio_client clients, each with its
 First the sliders run alone for --baseline seconds, then the whole mix for --duration seconds: comparing the two
 slider latencies shows whether slider events wait behind sampling. Prints requests served, errors (must be 0),
 slider p50/p95/p99 (target p95 ≤ 250 ms on the 2-core machine), sampling runs, and the server's RSS.
+The clients run on the same machine as the server and take a large share of its CPU (see README, "Load and
+soak"); --server floor measures that floor, --client-nice lowers the clients' CPU priority.
 Only loopback addresses are used.
 """
 
@@ -350,6 +353,8 @@ def main() -> int:
                              "which shares the 2 cores here, yields the CPU to the server under test")
     add_mix_arguments(parser)
     args = parser.parse_args()
+    if args.server == "floor" and args.samplers:
+        parser.error("the floor app has no sampling: use --samplers 0 with --server floor")
 
     server = Server([sys.executable, SERVERS[args.server]])
     try:
