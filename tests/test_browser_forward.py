@@ -1,6 +1,5 @@
 """The real app in headless Chromium: the slider redraws x_t in the browser, exactly as the server computes it."""
 
-import socket
 import time
 
 import numpy as np
@@ -10,7 +9,6 @@ from playwright.sync_api import sync_playwright
 from explorer import data, readouts
 from explorer.diffusion import q_sample
 from explorer.schedules import make_schedule
-from explorer.ui import build_demo
 
 pytestmark = pytest.mark.browser
 
@@ -31,19 +29,9 @@ MARKER_JS = """() => {
 }"""
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def url():
-    demo = build_demo()
-    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=_free_port(),
-                        allowed_paths=[str(data.ASSETS_DIR)])
-    yield demo.local_url
-    demo.close()
+def url(app):  # the whole app, from conftest
+    return app.local_url
 
 
 @pytest.fixture(scope="module")

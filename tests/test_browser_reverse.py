@@ -3,16 +3,15 @@
 Runs the tab on a tiny random UNet (independent of the shipped weights); one test opens the whole app.
 """
 
-import socket
 
 import gradio as gr
 import pytest
 import torch
 from playwright.sync_api import expect, sync_playwright
 
-from explorer import data
 from explorer.model import UNet, UNetConfig
 from explorer.ui.reverse import ModelProvider, build_reverse_tab
+from served_app import launch
 
 pytestmark = pytest.mark.browser
 
@@ -25,12 +24,6 @@ MARKER_T_JS = """() => {
   const sh = gd && gd.layout && (gd.layout.shapes || []).find((s) => s.name === 'marker:alpha_bar');
   return sh ? sh.xanchor : null;
 }"""
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def tiny_model() -> UNet:
@@ -47,9 +40,7 @@ def url():
     model = tiny_model()
     with gr.Blocks() as demo:
         build_reverse_tab(demo, provider=ModelProvider(lambda: (model, {"parameters": 1, "weights": "random"})))
-    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=_free_port(),
-                        allowed_paths=[str(data.ASSETS_DIR)])
-    yield demo.local_url
+    yield launch(demo).local_url
     demo.close()
 
 
@@ -181,9 +172,7 @@ def test_export_downloads_an_animated_gif(page, tmp_path):
 def test_the_whole_app_shows_the_reverse_tab(browser):
     from explorer.ui import build_demo
 
-    demo = build_demo()
-    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=_free_port(),
-                        allowed_paths=[str(data.ASSETS_DIR)])
+    demo = launch(build_demo())
     try:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(demo.local_url)

@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from bad_images import write_bad_files, write_odd_files
 from explorer import data

@@ -102,8 +102,8 @@ REVERSE = '"ddim", 2, 0.0, "trailing", "mixed", 1.0, 0, 1'
 
 @pytest.mark.parametrize("endpoint, body, message", [
     # T (steps of the schedule)
-    ("render_forward", f'[IMG, "linear", -5, 0.0001, 0.02, 0.008, false, 0, 0]', "less than minimum value 1"),
-    ("render_forward", f'[IMG, "linear", 1e9, 0.0001, 0.02, 0.008, false, 0, 0]', f"maximum value {UI_MAX_T}"),
+    ("render_forward", '[IMG, "linear", -5, 0.0001, 0.02, 0.008, false, 0, 0]', "less than minimum value 1"),
+    ("render_forward", '[IMG, "linear", 1e9, 0.0001, 0.02, 0.008, false, 0, 0]', f"maximum value {UI_MAX_T}"),
     ("forward_math", '["linear", 0, 0.0001, 0.02, 0.008, false, 0]', "minimum value 1|at least 1"),
     # t
     ("render_forward", f"[IMG, {LINEAR}, 0, 1001]", "between 0 and T = 1000"),

@@ -1,13 +1,11 @@
 """The launched app driven through gradio_client: every endpoint named, good answers, clear errors, still serving."""
 
-import math
 import re
-import socket
 
 import httpx
 import numpy as np
 import pytest
-from gradio_client import Client, handle_file
+from gradio_client import handle_file
 from PIL import Image
 
 from bad_images import write_bad_files, write_odd_files
@@ -15,31 +13,10 @@ from explorer import data, render
 from explorer.diffusion import q_sample
 from explorer.readouts import format_number
 from explorer.schedules import make_schedule
-from explorer.ui import build_demo
 
 DIGIT = str(data.ASSETS_DIR / "mnist_3.png")
 PHOTO = str(data.ASSETS_DIR / "astronaut.png")
 LINEAR = ("linear", 1000, 1e-4, 0.02, 0.008, False)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def app():
-    demo = build_demo()
-    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=_free_port(),
-                        max_file_size=data.MAX_UPLOAD_BYTES, allowed_paths=[str(data.ASSETS_DIR)])
-    yield demo
-    demo.close()
-
-
-@pytest.fixture(scope="module")
-def client(app):
-    return Client(app.local_url, verbose=False)
 
 
 def render_forward(client, image=DIGIT, schedule=LINEAR, seed=0, t=500):

@@ -9,7 +9,6 @@ import io
 import json
 import math
 import re
-import socket
 import time
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from explorer.samplers import model_eps_fn
 from explorer.schedules import make_schedule
 from explorer.ui import delete_old_temp_files
 from explorer.ui.reverse import GRID_SIDE, ModelProvider, build_reverse_tab, compare_frame, labels_for
+from served_app import launch
 
 LINEAR = ["linear", 1000, 1e-4, 0.02, 0.008, False]
 COSINE = ["cosine", 1000, 1e-4, 0.02, 0.008, False]
@@ -53,18 +53,10 @@ class CountingLoader:
         return self.result
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def launch(provider):
+def launch_reverse(provider):
     with gr.Blocks() as demo:
         build_reverse_tab(demo, provider=provider)
-    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=_free_port(),
-                        allowed_paths=[str(data.ASSETS_DIR)])
-    return demo
+    return launch(demo)
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +72,7 @@ def loader(model):
 
 @pytest.fixture(scope="module")
 def app(loader):
-    demo = launch(ModelProvider(loader))
+    demo = launch_reverse(ModelProvider(loader))
     yield demo
     demo.close()
 
@@ -373,7 +365,7 @@ def test_scrubbing_before_any_sample_says_what_to_do(client):
 
 def test_missing_checkpoint_shows_a_message_instead_of_crashing():
     error = CheckpointError("Model weights not found at checkpoints/x.safetensors. Train them with ...")
-    demo = launch(ModelProvider(CountingLoader(error=error)))
+    demo = launch_reverse(ModelProvider(CountingLoader(error=error)))
     try:
         c = Client(demo.local_url, verbose=False)
         status = c.predict(api_name="/reverse_model_status")[0]
@@ -391,8 +383,7 @@ def test_the_whole_app_has_the_reverse_tab_wired_to_the_forward_tab():
     demo = build_demo()
     names = {fn.api_name for fn in demo.fns.values()}
     assert {"reverse_sample", "reverse_view", "reverse_compare", "reverse_img2img", "reverse_export"} <= names
-    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=_free_port(),
-                        allowed_paths=[str(data.ASSETS_DIR)])
+    launch(demo)
     try:
         c = Client(demo.local_url, verbose=False)
         copied = c.predict("cosine", 500, 1e-4, 0.02, 0.01, True, api_name="/reverse_copy_forward_schedule")

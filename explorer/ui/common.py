@@ -10,11 +10,10 @@ import tempfile
 from pathlib import Path
 
 import gradio as gr
-import numpy as np
 from gradio.processing_utils import encode_pil_to_bytes, hash_bytes
 from gradio.utils import get_upload_folder
-from PIL import Image
 
+from .. import render
 from ..data import ASSETS_DIR
 from ..model import CheckpointError
 from ..schedules import DEFAULT_BETAS, DEFAULT_COSINE_S, DEFAULT_T, SCHEDULE_NAMES, Schedule, make_schedule
@@ -71,7 +70,7 @@ def served_image_path(path):
 
 
 def image_file(image, name: str = "image") -> str:
-    """A PIL image or uint8 array for a gr.Image output, saved as PNG where Gradio keeps outputs; returns the path.
+    """A PIL image, uint8 array or [-1, 1] tensor for a gr.Image output, saved as PNG where Gradio keeps outputs; returns the path.
 
     Gradio's own saving (``save_pil_to_cache``) names the file after the hash of its bytes and rewrites it in
     place, so identical pictures asked for together (a class on the same example and seed) rewrite a file that
@@ -79,9 +78,7 @@ def image_file(image, name: str = "image") -> str:
     folder here, but the bytes go to a temporary file that then replaces the final one atomically: a reader gets
     the old file or the new one, whole. A path inside Gradio's folder is served as it is, not copied again.
     """
-    if not isinstance(image, Image.Image):
-        image = Image.fromarray(np.asarray(image))
-    payload = encode_pil_to_bytes(image, "png")
+    payload = encode_pil_to_bytes(render.to_pil(image), "png")
     folder = Path(get_upload_folder()) / hash_bytes(payload)
     folder.mkdir(parents=True, exist_ok=True)
     fd, part = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".part")

@@ -37,8 +37,10 @@ def _split(args):
 def compare_view(*args):
     """x_t of both schedules at the shared fraction t/T, with captions and the overlaid curves."""
     image_path, a, b, (seed, fraction) = _split(args)
-    schedules = _schedules(a, b)
-    x0 = load_x0(image_path)
+    return _view(load_x0(image_path), _schedules(a, b), seed, fraction)
+
+
+def _view(x0, schedules, seed, fraction):
     out_images, captions = [], []
     for side, s in zip(SIDES, schedules):
         t = readouts.timestep_at_fraction(s, fraction)
@@ -67,9 +69,9 @@ def _variant(s, base, zero):
 def compare_all(*args):
     """Everything of the tab: the view, the stacked chain strips and the diagnostics table."""
     image_path, a, b, (seed, fraction, frames) = _split(args)
-    view = compare_view(image_path, *a, *b, seed, fraction)
     schedules = _schedules(a, b)
     x0 = load_x0(image_path)
+    view = _view(x0, schedules, seed, fraction)
     strips = image_file(render.stack([chain_strip(x0, s, seed, frames) for s in schedules]), "chains")
     return (*view, strips, diagnostics_rows(schedules))
 
