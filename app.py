@@ -2,14 +2,10 @@
 
 import os
 
-from explorer.data import ASSETS_DIR, MAX_UPLOAD_BYTES
-from explorer.ui import build_demo
+from explorer.ui import build_demo, launch_settings
 
 if __name__ == "__main__":
-    build_demo().queue(default_concurrency_limit=2, max_size=64).launch(
+    build_demo().queue(default_concurrency_limit=2, max_size=64).launch(**launch_settings(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
-        share=False,
-        max_file_size=MAX_UPLOAD_BYTES,
-        allowed_paths=[str(ASSETS_DIR)],
-    )
+    ))

@@ -10,7 +10,7 @@ from pathlib import Path
 import gradio as gr
 import httpx
 
-from explorer import data
+from explorer.ui import launch_settings
 
 # One HTTP client for all calls: a new httpx client builds a certificate store each time (~30 ms of CPU).
 HTTP = httpx.Client(timeout=60)
@@ -26,9 +26,8 @@ def free_port() -> int:
 
 
 def launch(demo: gr.Blocks) -> gr.Blocks:
-    """Launch as app.py does (loopback, upload cap, only assets/ allowed), without blocking."""
-    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(),
-                        max_file_size=data.MAX_UPLOAD_BYTES, allowed_paths=[str(data.ASSETS_DIR)])
+    """Launch as app.py does (loopback, upload cap, only assets/ allowed, the page's scripts), without blocking."""
+    demo.queue().launch(**launch_settings(prevent_thread_lock=True, server_port=free_port()))
     return demo
 
 

@@ -6,6 +6,7 @@ import os
 import threading
 import time
 import weakref
+from pathlib import Path
 
 import gradio as gr
 import torch
@@ -15,6 +16,7 @@ from .forward import build_forward_tab
 from .reverse import build_reverse_tab
 
 TITLE = "DDPM Explorer"
+STATIC_DIR = Path(__file__).resolve().parent / "static"  # the page's browser code (*.js) and styles (*.css)
 # Every 5 minutes, delete the temporary files this app made (renders, streamed frames, uploads, exports) once
 # they are an hour old: each slider render or sampling frame is a new PNG, so without this /tmp only grows.
 # Not Gradio's delete_cache: its sweep iterates the live sets of file names that request threads add to, so
@@ -46,6 +48,25 @@ def build_demo() -> gr.Blocks:
     threading.Thread(target=_clean_temp_files_forever, args=(weakref.ref(demo), every, age), daemon=True,
                      name="temp-file-cleanup").start()
     return demo
+
+
+def page_assets() -> dict:
+    """launch() arguments that put the browser code (static/*.js) and styles (static/*.css) into the page once.
+
+    Each script only defines functions on ``window`` (it runs before Gradio mounts the page); events call them.
+    """
+    scripts = "".join(f"<script>\n{p.read_text(encoding='utf-8')}\n</script>\n" for p in sorted(STATIC_DIR.glob("*.js")))
+    return {"head": scripts, "css_paths": [str(p) for p in sorted(STATIC_DIR.glob("*.css"))]}
+
+
+def launch_settings(**overrides) -> dict:
+    """Everything app.py passes to launch(): loopback only, no share link, upload cap, only assets/ served, page assets."""
+    from ..data import ASSETS_DIR, MAX_UPLOAD_BYTES
+
+    settings = dict(server_name="127.0.0.1", server_port=7860, share=False, max_file_size=MAX_UPLOAD_BYTES,
+                    allowed_paths=[str(ASSETS_DIR)], **page_assets())
+    settings.update(overrides)
+    return settings
 
 
 def delete_old_temp_files(demo: gr.Blocks, age: float) -> int:
