@@ -69,8 +69,8 @@ def test_same_seed_gives_same_image_other_seed_differs(client):
     [
         (LINEAR, 1001, "between 0 and T = 1000"),
         (LINEAR, -1, "between 0 and T|less than minimum value 0"),
-        (("linear", 0, 1e-4, 0.02, 0.008, False), 0, "T must be at least 1|less than minimum value 1"),
-        (("linear", -5, 1e-4, 0.02, 0.008, False), 0, "T must be at least 1|less than minimum value 1"),
+        (("linear", 0, 1e-4, 0.02, 0.008, False), 0, "T must be a whole number from 1|less than minimum value 1"),
+        (("linear", -5, 1e-4, 0.02, 0.008, False), 0, "T must be a whole number from 1|less than minimum value 1"),
         (("linear", 1000, 1e-4, 1.5, 0.008, False), 5, "beta_end must lie strictly between 0 and 1"),
         (("linear", 1000, -0.1, 0.02, 0.008, False), 5, "beta_start must lie strictly between 0 and 1"),
         (("linear", 1000, 0.03, 0.02, 0.008, False), 5, "must not exceed"),

@@ -121,7 +121,7 @@ def image(path) -> np.ndarray:
 
 def expected_run(model, schedule=LINEAR, sampler="ddim", steps=8, eta=0.0, spacing="trailing", digit="mixed",
                  guidance=1.0, seed=0, n=4) -> tr.Trajectory:
-    s = make_schedule(schedule[0], schedule[1], **({"s": schedule[4]} if schedule[0] == "cosine" else
+    s = make_schedule(schedule[0], schedule[1], **({"cosine_s": schedule[4]} if schedule[0] == "cosine" else
                                                      {"beta_start": schedule[2], "beta_end": schedule[3]}))
     x, g = tr.initial_noise(seed, n)
     return tr.record_all(model_eps_fn(model, s, labels_for(digit, n), guidance), s, x, g, sampler=sampler,
