@@ -17,10 +17,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -261,8 +261,23 @@ def load_pretrained(path: Path | str = DEFAULT_CHECKPOINT, verify: bool = True) 
     return model, card
 
 
-def log_snr_of(alpha_bar: np.ndarray | float) -> np.ndarray:
-    """λ = log(ᾱ / (1 − ᾱ)), the model's conditioning; ±inf at ᾱ ∈ {0, 1} (clamped inside the model)."""
-    ab = np.asarray(alpha_bar, dtype=np.float64)
-    with np.errstate(divide="ignore"):
-        return np.log(ab) - np.log1p(-ab)
+class ModelProvider:
+    """Loads a checkpoint lazily, once per process (thread-safe); a missing checkpoint is retried on the next call.
+
+    The app holds one for the shipped weights; tests pass a loader that returns a tiny random model.
+    """
+
+    def __init__(self, loader=None):
+        self._loader = loader or (lambda: load_pretrained(DEFAULT_CHECKPOINT))
+        self._lock = threading.Lock()
+        self._loaded = None  # (model, card)
+
+    def get(self) -> tuple[UNet, dict]:
+        """(model, card), or CheckpointError with a message that says what to do."""
+        with self._lock:
+            if self._loaded is None:
+                self._loaded = self._loader()
+            return self._loaded
+
+
+DEFAULT_MODEL = ModelProvider()

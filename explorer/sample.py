@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 from .model import DEFAULT_CHECKPOINT, NULL_CLASS, CheckpointError, load_pretrained
-from .render import grid
+from .data import to_uint8
+from .render import tile, to_pil
 from .samplers import DEFAULT_SPACING, PRECISIONS, SAMPLERS, SPACINGS, model_eps_fn, sample
 from .schedules import DEFAULT_T, SCHEDULE_NAMES, make_schedule
 
@@ -80,7 +81,7 @@ def main(argv=None) -> None:
     images = ((x.clamp(-1, 1) + 1) / 2).squeeze(1)  # (count, 28, 28) in [0, 1]
     ncols = a.n if a.label == "all" else math.ceil(math.sqrt(count))
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    grid(list(x.clamp(-1, 1)), ncols=ncols).save(a.out)
+    to_pil(tile(to_uint8(x)[:, 0], ncols, min_side=1)).save(a.out)
     if a.npy:
         np.save(a.npy, images.numpy().astype(np.float32))
     print(f"wrote {count} samples to {a.out}" + (f" and {a.npy}" if a.npy else ""), file=sys.stderr)

@@ -10,7 +10,8 @@ import torch
 from playwright.sync_api import expect, sync_playwright
 
 from explorer.model import UNet, UNetConfig
-from explorer.ui.reverse import ModelProvider, build_reverse_tab
+from explorer.model import ModelProvider
+from explorer.ui import build_reverse
 from served_app import launch
 
 pytestmark = pytest.mark.browser
@@ -39,7 +40,7 @@ def url():
     torch.set_num_threads(1)
     model = tiny_model()
     with gr.Blocks() as demo:
-        build_reverse_tab(demo, provider=ModelProvider(lambda: (model, {"parameters": 1, "weights": "random"})))
+        build_reverse(demo, provider=ModelProvider(lambda: (model, {"parameters": 1, "weights": "random"})))
     yield launch(demo).local_url
     demo.close()
 

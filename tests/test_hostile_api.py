@@ -14,7 +14,7 @@ import pytest
 from gradio_client import handle_file
 
 from explorer import data
-from explorer import trajectory as tr
+from explorer import runs
 from explorer.ui.common import UI_MAX_T
 from served_app import TRACE_MARKERS, error_message, file_data, raw_call, upload
 
@@ -132,7 +132,7 @@ REVERSE = '"ddim", 2, 0.0, "trailing", "mixed", 1.0, 0, 1'
     ("reverse_sample", f'[{LINEAR}, "ddim", 2, 0.0, "trailing", "11", 1.0, 0, 1]', "not in the list of choices"),
     ("reverse_sample", '["quadratic", 1000, 0.0001, 0.02, 0.008, false, ' + REVERSE + "]", "not in the list of choices"),
     ("reverse_sample", '["linear", 10000, 0.0001, 0.02, 0.008, false, "ddpm", 2, 0.0, "trailing", "mixed", 1.0, 0, 1]',
-     f"records at most {tr.MAX_RECORDED_STEPS}"),
+     f"records at most {runs.MAX_RECORDED_STEPS}"),
     ("reverse_img2img", f"[IMG, 5000, {LINEAR}, {REVERSE}]", "greater than maximum value"),
     ("reverse_img2img", f"[IMG, NaN, {LINEAR}, {REVERSE}]", "whole number"),
     ("reverse_compare", f'[{LINEAR}, {REVERSE}, "everything", {LINEAR}, "ddim", 2, 0.0]', "not in the list of choices"),

@@ -26,7 +26,12 @@ from explorer.model import CheckpointError, UNet, UNetConfig
 from explorer.samplers import model_eps_fn
 from explorer.schedules import make_schedule
 from explorer.ui import delete_old_temp_files
-from explorer.ui.reverse import GRID_SIDE, ModelProvider, build_reverse_tab, compare_frame, labels_for
+from explorer.model import ModelProvider
+from explorer.render import tile
+from explorer.runs import MAX_GUIDANCE, RunSettings, image_to_digit_tensor, initial_noise
+from explorer.trajectory import compare_frame
+from explorer.ui import build_reverse
+from explorer.ui.sampling import GRID_SIDE
 from served_app import launch
 
 LINEAR = ["linear", 1000, 1e-4, 0.02, 0.008, False]
@@ -55,7 +60,7 @@ class CountingLoader:
 
 def launch_reverse(provider):
     with gr.Blocks() as demo:
-        build_reverse_tab(demo, provider=provider)
+        build_reverse(demo, provider)
     return launch(demo)
 
 
@@ -98,7 +103,7 @@ def value(x):
 
 def grid(frames) -> np.ndarray:
     """What the tab shows for (B, H, W) uint8 frames."""
-    return tr.tile(frames, min_side=GRID_SIDE)
+    return tile(frames, min_side=GRID_SIDE)
 
 
 def frames(viewer: str) -> dict[str, np.ndarray]:
@@ -112,7 +117,7 @@ def frames(viewer: str) -> dict[str, np.ndarray]:
 
 def native(a) -> np.ndarray:
     """What the viewer shows for (B, H, W) uint8 frames: the grid at native size."""
-    return tr.tile(a, min_side=1)
+    return tile(a, min_side=1)
 
 
 def image(path) -> np.ndarray:
@@ -123,8 +128,8 @@ def expected_run(model, schedule=LINEAR, sampler="ddim", steps=8, eta=0.0, spaci
                  guidance=1.0, seed=0, n=4) -> tr.Trajectory:
     s = make_schedule(schedule[0], schedule[1], **({"cosine_s": schedule[4]} if schedule[0] == "cosine" else
                                                      {"beta_start": schedule[2], "beta_end": schedule[3]}))
-    x, g = tr.initial_noise(seed, n)
-    return tr.record_all(model_eps_fn(model, s, labels_for(digit, n), guidance), s, x, g, sampler=sampler,
+    x, g = initial_noise(seed, n)
+    return tr.record_all(model_eps_fn(model, s, RunSettings(s, digit=digit, n=n).labels, guidance), s, x, g, sampler=sampler,
                          steps=steps, eta=eta, spacing=spacing)
 
 
@@ -254,7 +259,7 @@ def test_export_gives_an_animated_gif_and_the_final_png(client, model):
     gif, png = client.predict(api_name="/reverse_export")
     with Image.open(gif) as im:
         assert im.format == "GIF" and im.n_frames == 6
-    assert np.array_equal(image(png), tr.tile(expected_run(model, steps=5, n=4, seed=4).final()))
+    assert np.array_equal(image(png), tile(expected_run(model, steps=5, n=4, seed=4).final()))
 
 
 def test_exported_files_are_deleted_with_the_other_temporary_files(app, client):
@@ -296,8 +301,8 @@ def test_compare_frame_maps_by_share_of_the_run():
 def test_img2img_noises_to_t_and_denoises_back(client):
     x_in, noised, result, caption = client.predict(handle_file(DIGIT), 300, *args(steps=50, n=4),
                                                    api_name="/reverse_img2img")
-    x0 = tr.image_to_digit_tensor(data.load_image(DIGIT))
-    assert np.array_equal(image(x_in), grid(tr.to_uint8(x0)))
+    x0 = image_to_digit_tensor(data.load_image(DIGIT))
+    assert np.array_equal(image(x_in), grid(tr.frames_uint8(x0)))
     assert image(noised).shape == image(result).shape == grid(np.zeros((4, 28, 28), np.uint8)).shape
     assert "t = 300 of 1000" in caption and "15 DDIM steps" in caption  # 50 · 300 / 1000
 
@@ -395,8 +400,11 @@ def test_the_whole_app_has_the_reverse_tab_wired_to_the_forward_tab():
 
 
 def test_labels_for_digit_choices():
-    assert labels_for("mixed", 12).tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]
-    assert labels_for("none", 2).tolist() == [10, 10] and labels_for("7", 1).tolist() == [7]
+    def labels(digit, n):
+        return RunSettings(make_schedule("linear", 1000), digit=digit, n=n).labels.tolist()
+
+    assert labels("mixed", 12) == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]
+    assert labels("none", 2) == [10, 10] and labels("7", 1) == [7]
     with pytest.raises(ValueError, match="digit class"):
-        labels_for("11", 1)
-    assert math.isfinite(tr.MAX_GUIDANCE)
+        labels("11", 1)
+    assert math.isfinite(MAX_GUIDANCE)
