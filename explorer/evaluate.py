@@ -27,6 +27,7 @@ from .model import DEFAULT_CHECKPOINT, CheckpointError, card_path, load_pretrain
 from .samplers import PRECISIONS, bf16_is_fast, model_eps_fn, sample
 from .schedules import make_schedule
 
+REPO = Path(__file__).resolve().parent.parent
 CLASSIFIER_SEED = 0
 EVAL_SCHEDULES = ("linear", "cosine")
 EVAL_SAMPLERS = {"ddim50": dict(sampler="ddim", steps=50), "ddpm1000": dict(sampler="ddpm")}
@@ -131,6 +132,12 @@ def generate(model, schedule_name: str, labels: torch.Tensor, guidance: float, s
     return torch.cat(out).clamp(-1, 1)
 
 
+def repo_relative(path: Path) -> str:
+    """The path as the model card records it: relative to the repository when inside it (no machine's layout)."""
+    resolved = Path(path).resolve()
+    return str(resolved.relative_to(REPO)) if resolved.is_relative_to(REPO) else resolved.name
+
+
 def evaluate(checkpoint: Path, n_ddim: int, n_ddpm: int, seed: int, guidance=EVAL_GUIDANCE, progress=True,
              classifier_epochs: int = 12, precision: str = "auto") -> dict:
     t0 = time.perf_counter()
@@ -144,7 +151,7 @@ def evaluate(checkpoint: Path, n_ddim: int, n_ddpm: int, seed: int, guidance=EVA
     copy_threshold = float(held_out_nn.min())
 
     result = {
-        "checkpoint": str(checkpoint),
+        "checkpoint": repo_relative(checkpoint),
         "weights_sha256": card.get("weights_sha256"),
         "classifier_accuracy_held_out": float((test_pred == test_labels).mean()),
         "held_out_same_class_spread": real_spread,

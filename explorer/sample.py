@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from .model import DEFAULT_CHECKPOINT, NULL_CLASS, CheckpointError, load_pretrained
+from . import checks
 from .data import to_uint8
 from .render import tile, to_pil
 from .samplers import DEFAULT_SPACING, PRECISIONS, SAMPLERS, SPACINGS, model_eps_fn, sample
@@ -56,13 +57,11 @@ def main(argv=None) -> None:
     p = build_parser()
     a = p.parse_args(argv)
     count = a.n * 10 if a.label == "all" else a.n
-    if a.n < 1 or count > MAX_SAMPLES:
-        p.error(f"--n must give between 1 and {MAX_SAMPLES} samples in all")
-    if not (math.isfinite(a.guidance) and -20 <= a.guidance <= 20):
-        p.error("--guidance must be a number in [-20, 20]")
     if a.out.suffix.lower() != ".png":
         p.error("--out must be a .png file")
     try:
+        checks.whole_number("--n (samples in all)", count, 1, MAX_SAMPLES)
+        checks.finite_number("--guidance", a.guidance, -20.0, 20.0)
         s = make_schedule(a.schedule, a.T)
         model, _ = load_pretrained(a.checkpoint)
     except (ValueError, CheckpointError) as exc:

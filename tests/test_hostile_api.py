@@ -106,8 +106,8 @@ REVERSE = '"ddim", 2, 0.0, "trailing", "mixed", 1.0, 0, 1'
     ("render_forward", '[IMG, "linear", 1e9, 0.0001, 0.02, 0.008, false, 0, 0]', f"maximum value {UI_MAX_T}"),
     ("forward_math", '["linear", 0, 0.0001, 0.02, 0.008, false, 0]', "minimum value 1|at least 1"),
     # t
-    ("render_forward", f"[IMG, {LINEAR}, 0, 1001]", "between 0 and T = 1000"),
-    ("render_forward", f"[IMG, {LINEAR}, 0, -3]", "less than minimum value 0|between 0 and T"),
+    ("render_forward", f"[IMG, {LINEAR}, 0, 1001]", r"t \(T = 1000\) must be a whole number from 0 to 1000"),
+    ("render_forward", f"[IMG, {LINEAR}, 0, -3]", "less than minimum value 0|from 0 to 1000"),
     ("render_forward", f"[IMG, {LINEAR}, 0, NaN]", "whole number"),
     ("forward_math", f"[{LINEAR}, 1e308]", "greater than maximum value"),
     ("forward_math", f"[{LINEAR}, 2.5]", "whole number"),

@@ -4,6 +4,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -139,3 +140,12 @@ def test_train_cli_rejects_bad_flags():
     assert r.returncode == 2 and "--steps" in r.stderr
     r = run("explorer.train", "--out", "x.pt", check=False)
     assert r.returncode == 2 and ".safetensors" in r.stderr
+
+
+def test_model_card_records_repository_relative_paths_only():
+    from explorer.evaluate import repo_relative
+    from explorer.model import DEFAULT_CHECKPOINT, card_path
+
+    assert repo_relative(DEFAULT_CHECKPOINT) == "checkpoints/mnist_unet.safetensors"
+    assert repo_relative(Path("/elsewhere/run/w.safetensors")) == "w.safetensors"
+    assert '"/' not in card_path(DEFAULT_CHECKPOINT).read_text()  # no absolute path of the machine that trained it

@@ -67,8 +67,8 @@ def test_same_seed_gives_same_image_other_seed_differs(client):
 @pytest.mark.parametrize(
     "schedule, t, message",
     [
-        (LINEAR, 1001, "between 0 and T = 1000"),
-        (LINEAR, -1, "between 0 and T|less than minimum value 0"),
+        (LINEAR, 1001, r"t \(T = 1000\) must be a whole number from 0 to 1000"),
+        (LINEAR, -1, "from 0 to 1000|less than minimum value 0"),
         (("linear", 0, 1e-4, 0.02, 0.008, False), 0, "T must be a whole number from 1|less than minimum value 1"),
         (("linear", -5, 1e-4, 0.02, 0.008, False), 0, "T must be a whole number from 1|less than minimum value 1"),
         (("linear", 1000, 1e-4, 1.5, 0.008, False), 5, "beta_end must lie strictly between 0 and 1"),
