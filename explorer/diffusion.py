@@ -110,6 +110,14 @@ def predict_eps(x_t: torch.Tensor, t, x0: torch.Tensor, s: Schedule) -> torch.Te
     return (x_t - _coef(s.sqrt_alpha_bars, t, x_t) * x0) / _coef(s.sqrt_one_minus_alpha_bars, t, x_t)
 
 
+def classifier_free_guidance(eps_uncond: torch.Tensor, eps_cond: torch.Tensor, w: float) -> torch.Tensor:
+    """Classifier-free guidance (Ho & Salimans 2022): ε̂ = ε̂_uncond + w · (ε̂_cond − ε̂_uncond).
+
+    w = 0 is the unconditional model, w = 1 the conditional one, w > 1 pushes past it.
+    """
+    return eps_uncond + w * (eps_cond - eps_uncond)
+
+
 def ddpm_step(
     x_t: torch.Tensor, t, eps: torch.Tensor, s: Schedule, noise: torch.Tensor | None, clip_x0: bool = True
 ) -> StepOutput:

@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .diffusion import classifier_free_guidance
+
 NUM_CLASSES = 10
 NULL_CLASS = NUM_CLASSES  # the "no label" token used for unconditional / guided sampling
 IMAGE_SHAPE = (1, 28, 28)
@@ -162,7 +164,7 @@ def count_parameters(model: nn.Module) -> int:
 def guided_eps(
     model: UNet, x: torch.Tensor, log_snr: torch.Tensor, labels: torch.Tensor, guidance: float
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-    """Classifier-free guidance: ε = ε_uncond + w · (ε_cond − ε_uncond).
+    """ε̂ of the model under classifier-free guidance (:func:`explorer.diffusion.classifier_free_guidance`).
 
     ``labels`` may hold ``NULL_CLASS`` (unconditional rows). w = 0 is the
     unconditional model and w = 1 (or all rows unconditional) plain conditional
@@ -178,7 +180,7 @@ def guided_eps(
     null = torch.full_like(labels, NULL_CLASS)
     eps_both = model(torch.cat([x, x]), torch.cat([log_snr, log_snr]), torch.cat([labels, null]))  # (2B, 1, H, W)
     eps_cond, eps_uncond = eps_both[:b], eps_both[b:]
-    return eps_uncond + guidance * (eps_cond - eps_uncond), eps_cond, eps_uncond
+    return classifier_free_guidance(eps_uncond, eps_cond, guidance), eps_cond, eps_uncond
 
 
 # --- checkpoints -------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from diffusers import DDIMScheduler, DDPMScheduler
 from diffusers.schedulers.scheduling_ddpm import rescale_zero_terminal_snr
 
 from explorer.diffusion import (
+    classifier_free_guidance,
     ddim_step,
     ddpm_step,
     forward_chain,
@@ -510,3 +511,10 @@ def test_ddim_step_returns_the_x0_prediction_diffusers_returns_and_the_eps_it_us
     ab_prev = s.alpha_bars[t_prev]
     rebuilt = math.sqrt(ab_prev) * step.x0_hat + math.sqrt(1 - ab_prev) * step.eps
     torch.testing.assert_close(step.x_prev, rebuilt, atol=1e-12, rtol=1e-10)
+
+
+def test_classifier_free_guidance_interpolates_and_extrapolates():
+    uncond, cond = torch.zeros(2, 1, 2, 2), torch.ones(2, 1, 2, 2)
+    assert torch.equal(classifier_free_guidance(uncond, cond, 0.0), uncond)
+    assert torch.equal(classifier_free_guidance(uncond, cond, 1.0), cond)
+    assert torch.equal(classifier_free_guidance(uncond, cond, 3.0), 3 * cond)  # w > 1 pushes past ε̂_cond
