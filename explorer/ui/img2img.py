@@ -5,17 +5,15 @@ The idea behind Stable Diffusion's img2img *strength*; the run uses the Reverse 
 
 from __future__ import annotations
 
-import math
-
 import gradio as gr
 import numpy as np
 import torch
 
-from .. import data, readouts, render
+from .. import checks, data, readouts, render
 from ..model import ModelProvider
 from ..runs import SAMPLER_LABELS, RunSettings, image_to_digit_tensor, img2img_start, img2img_steps
 from ..schedules import DEFAULT_T
-from .common import LATEX, image_file, served_image_path
+from .common import LATEX, UI_MAX_T, image_file, served_image_path
 from .controls import RunControls, bind
 from .image_input import ImageInput
 from .images import load_sketch
@@ -53,9 +51,10 @@ def img2img_frames(provider: ModelProvider, image_path, t_start, run: RunSetting
 
 def img2img_range(T):
     """The img2img "noise to t" slider spans 1..T of the chosen schedule (unchanged while T is not a number)."""
-    if isinstance(T, bool) or not isinstance(T, (int, float)) or not math.isfinite(T) or T < 1:
+    try:
+        return gr.update(maximum=checks.whole_number("T", T, 1, UI_MAX_T))
+    except ValueError:  # the schedule's own event says what is wrong with T
         return gr.skip()
-    return gr.update(maximum=int(T))
 
 
 def build_img2img(provider: ModelProvider, controls: RunControls, forward_image=None) -> None:
