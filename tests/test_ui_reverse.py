@@ -10,6 +10,7 @@ import json
 import math
 import re
 import time
+import zlib
 from pathlib import Path
 
 import gradio as gr
@@ -115,6 +116,15 @@ def frames(viewer: str) -> dict[str, np.ndarray]:
     return out
 
 
+def payload(chunk: str) -> dict:
+    """Frames for the page (a preview or the whole run), the grids decoded to (frames, B, H, W) uint8 arrays."""
+    c = json.loads(chunk)
+    for key in ("x_t", "eps", "x0_hat"):
+        c[key] = np.frombuffer(zlib.decompress(base64.b64decode(c[key])), np.uint8).reshape(-1, c["batch"], c["h"],
+                                                                                               c["w"])
+    return c
+
+
 def native(a) -> np.ndarray:
     """What the viewer shows for (B, H, W) uint8 frames: the grid at native size."""
     return tile(a, min_side=1)
@@ -144,19 +154,35 @@ def assert_still_serving(client):
 def test_every_event_has_an_api_name(app):
     names = [fn.api_name for fn in app.fns.values()]
     assert all(names), names
-    for name in ("reverse_sample", "reverse_stop", "reverse_view", "reverse_prev", "reverse_next", "reverse_play",
+    for name in ("reverse_sample", "reverse_stop", "reverse_view", "reverse_prev", "reverse_next",
                  "reverse_export", "reverse_compare", "reverse_compare_view", "reverse_img2img"):
         assert name in names
 
 
 def test_sample_returns_the_result_frame_of_the_same_seeded_run(client, model):
-    frame, viewer, numbers, caption, *_ = sample(client, steps=8, n=4, seed=3)
+    frame, chunk, caption, *_ = sample(client, steps=8, n=4, seed=3)
     expected = expected_run(model, steps=8, n=4, seed=3)
     assert value(frame) == 8  # 8 steps + the result frame, counted from 0
-    shown = frames(viewer)
-    assert np.array_equal(shown["x_t"], native(expected.final()))
-    assert np.array_equal(shown["x0_hat"], native(expected.x0_hat[-1]))
-    assert "Result" in numbers and caption.startswith("Done: 8 steps")
+    last = payload(chunk)
+    assert last["end"] == 9 and last["finished"]
+    assert np.array_equal(last["x_t"][-1], expected.final())
+    assert "Result" in last["numbers"][-1] and caption.startswith("Done: 8 steps")
+
+
+def test_the_page_gets_previews_while_sampling_then_every_frame_once(client, model):
+    job = client.submit(*args(steps=30, n=2, seed=5), api_name="/reverse_sample")
+    job.result()
+    chunks = [payload(out[1]) for out in job.outputs()]
+    previews, whole = chunks[:-1], chunks[-1]
+    assert previews and all(c["preview"] and c["end"] == c["start"] + 1 for c in previews)
+    assert not whole["preview"] and (whole["start"], whole["end"]) == (0, 31) and whole["finished"]
+    expected = expected_run(model, steps=30, n=2, seed=5)
+    for key, frames_ in (("x_t", expected.x_t), ("eps", expected.eps), ("x0_hat", expected.x0_hat)):
+        assert np.array_equal(whole[key], frames_), key
+        k = previews[-1]["start"]
+        assert np.array_equal(previews[-1][key][0], frames_[k]), key  # a preview is that frame as recorded
+    assert len(whole["numbers"]) == 31 and "Step 1 of 30" in whole["numbers"][0] and "Result" in whole["numbers"][-1]
+    assert [m["t"] for m in whole["markers"]][-2:] == [int(expected.numbers["t"][-1]), 0]
 
 
 def test_sample_streams_a_first_frame_before_the_end(client):
@@ -164,7 +190,7 @@ def test_sample_streams_a_first_frame_before_the_end(client):
     job.result()
     outputs = job.outputs()
     assert len(outputs) >= 2
-    assert re.match(r"Sampling… step \d+ of 30", outputs[0][3]) and outputs[-1][3].startswith("Done")
+    assert re.match(r"Sampling… step \d+ of 30", outputs[0][2]) and outputs[-1][2].startswith("Done")
 
 
 def test_scrubbing_shows_the_recorded_frame_and_its_numbers(client, model):
@@ -202,12 +228,6 @@ def test_prev_and_next_step_one_frame_and_stop_at_the_ends(client):
     a = client.predict(1, api_name="/reverse_next")
     b = client.predict(3, api_name="/reverse_prev")
     assert a[0] == b[0] == 2 and np.array_equal(frames(a[1])["x_t"], frames(b[1])["x_t"])
-
-
-def test_play_starts_from_the_beginning_at_the_end_and_ticks_forward(client):
-    sample(client, steps=4, n=1)
-    assert client.predict(4, api_name="/reverse_play")[0] == 0
-    assert client.predict(0, api_name="/reverse_play_tick")[0] == 1
 
 
 def test_two_sessions_never_see_each_others_frames(app, model):

@@ -1,9 +1,10 @@
 """Reverse tab, sampling (journey 3): watch the pretrained model turn noise into digits, then step through every frame.
 
-Sampling streams frames (a generator, throttled to STREAM_INTERVAL_S) while recording every step
-as uint8 frames in a per-session ``gr.State`` (:class:`explorer.trajectory.Trajectory`). Scrubbing
-— the frame slider, ◀ ▶ and play — only indexes those frames: no model call, small images, and
-the markers on the ᾱ_t and log-SNR plots are moved in the browser (static/reverse.js).
+Sampling records every step as uint8 frames in a per-session ``gr.State``
+(:class:`explorer.trajectory.Trajectory`) and streams the new frames to the page as they are recorded
+(:func:`frames_payload`, at most every STREAM_INTERVAL_S). The frame slider, ◀ ▶ and Play draw from
+those frames in the browser (static/reverse.js): no request per scrub. The ``reverse_view`` API returns
+the same frame computed on the server (a browser test checks the pixels are equal).
 
 Layout and wiring only; every number comes from explorer.runs / samplers / trajectory / readouts.
 """
@@ -13,10 +14,12 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
 import math
 import tempfile
 import threading
 import time
+import zlib
 from pathlib import Path
 
 import gradio as gr
@@ -25,6 +28,7 @@ from gradio.utils import get_upload_folder
 from PIL import Image
 
 from .. import plots, readouts
+from ..render import GRID_GAP, grid_columns
 from .. import trajectory as tr
 from ..model import ModelProvider
 from ..runs import RunSettings
@@ -33,26 +37,29 @@ from .common import LATEX
 from .controls import RunControls, bind
 from .sampling import SAMPLING, format_value, model_status, recorder, stream_latest
 
-PLAY_INTERVAL_S = 0.15
-PLAY_SECONDS = 8.0  # play runs through a whole trajectory in about this long
 VIEWER_CLASS = "ddpm-rev-viewer"  # static/reverse.css
 PLOT_CLASS = "ddpm-rev-plot"  # the plots whose markers static/reverse.js moves
+APPEND_JS = "(c) => window.ddpmReverse.append(c)"
 VIEW_LABELS = {"x_t": "x_t", "eps": f"predicted noise ε̂ (shown over ±{tr.EPS_DISPLAY_RANGE:g})",
                "x0_hat": "predicted clean image x̂₀"}
-MOVE_MARKERS_JS = "(m) => window.ddpmReverse.moveMarkers(m)"
+# the page's viewer: three canvases and the numbers, filled by static/reverse.js
+VIEWER_HTML = (f'<div class="{VIEWER_CLASS}">' + "".join(
+    f'<figure><figcaption>{html.escape(label)}</figcaption><canvas data-key="{key}" width="1" height="1" '
+    f'aria-label="{html.escape(label)}"></canvas></figure>' for key, label in VIEW_LABELS.items())
+    + '<div class="ddpm-rev-numbers"></div></div>')
 
 
 # ---------------------------------------------------------------- what a frame shows
 
 
-def numbers_markdown(traj: tr.Trajectory, k: int) -> str:
-    """The step's numbers as a Markdown table."""
+def frame_rows(traj: tr.Trajectory, k: int) -> tuple[str, list[tuple[str, str]]]:
+    """The heading and the (number, formatted value) rows of frame k's step."""
     n = traj.frame_numbers(k)
     if n["is_result"]:
-        head = (f"**Result x₀** — frame {k} of {n['num_frames'] - 1}, after the last step "
+        head = (f"Result x₀ — frame {k} of {n['num_frames'] - 1}, after the last step "
                 f"(t = {n['t']} → {n['t_prev']})")
     else:
-        head = (f"**Step {n['step']} of {n['num_steps']}** — frame {k}: "
+        head = (f"Step {n['step']} of {n['num_steps']} — frame {k}: "
                 f"x_t at t = {n['t']}, the step goes to t_prev = {n['t_prev']}")
     rows = [
         ("ᾱ_t", n["alpha_bar_t"]), ("ᾱ_{t_prev}", n["alpha_bar_prev"]),
@@ -63,8 +70,21 @@ def numbers_markdown(traj: tr.Trajectory, k: int) -> str:
         rows += [("posterior variance β̃_t", n["posterior_var"]),
                  ("posterior mean coef of x̂₀", n["posterior_coef_x0"]),
                  ("posterior mean coef of x_t", n["posterior_coef_xt"])]
-    table = "\n".join(f"| {name} | {format_value(v)} |" for name, v in rows)
-    return f"{head}\n\n| number | value |\n|---|---|\n{table}"
+    return head, [(name, format_value(v)) for name, v in rows]
+
+
+def numbers_markdown(traj: tr.Trajectory, k: int) -> str:
+    """The step's numbers as a Markdown table (what the reverse_view API returns)."""
+    head, rows = frame_rows(traj, k)
+    table = "\n".join(f"| {name} | {value} |" for name, value in rows)
+    return f"**{head}**\n\n| number | value |\n|---|---|\n{table}"
+
+
+def numbers_html(traj: tr.Trajectory, k: int) -> str:
+    """The same numbers as an HTML table for the page (every text escaped)."""
+    head, rows = frame_rows(traj, k)
+    body = "".join(f"<tr><th>{html.escape(name)}</th><td>{html.escape(value)}</td></tr>" for name, value in rows)
+    return f"<p><strong>{html.escape(head)}</strong></p><table>{body}</table>"
 
 
 def marker_json(traj: tr.Trajectory, k: int) -> dict:
@@ -115,6 +135,33 @@ def viewer_html(traj: tr.Trajectory, k: int) -> str:
     return f'<div class="{VIEWER_CLASS}">{cells}</div>'
 
 
+def frames_payload(traj: tr.Trajectory, start: int = 0, end: int | None = None, preview: bool = False) -> str:
+    """Frames start … end - 1 (default: all recorded so far) of the run as JSON for the page.
+
+    The uint8 grids of x_t, ε̂ and x̂_0 (frame k: x_t before step k; the result frame repeats the last ε̂ and
+    x̂_0), zlib-compressed and base64-encoded; each frame's numbers as HTML and its plot markers. A
+    ``preview`` (the newest frame while sampling) is drawn but not kept. The worker may record more
+    meanwhile: frames below the count read here are complete.
+    """
+    end = traj.num_frames if end is None else end
+    steps_end = min(end, traj.num_steps)
+    _, _, h, w = traj.x_t.shape
+
+    def packed(a: np.ndarray) -> str:
+        return base64.b64encode(zlib.compress(np.ascontiguousarray(a).tobytes(), 1)).decode("ascii")
+
+    payload = {
+        "run": id(traj), "start": start, "end": end, "preview": preview, "finished": traj.finished,
+        "num_steps": traj.num_steps, "batch": traj.batch, "h": h, "w": w, "cols": grid_columns(traj.batch),
+        "gap": GRID_GAP, "x_t": packed(traj.x_t[start:end]),
+        "eps": packed(traj.eps[min(start, steps_end - 1):steps_end]),
+        "x0_hat": packed(traj.x0_hat[min(start, steps_end - 1):steps_end]),
+        "numbers": [numbers_html(traj, k) for k in range(start, end)],
+        "markers": [marker_json(traj, k) for k in range(start, end)],
+    }
+    return json.dumps(payload, separators=(",", ":"))
+
+
 def frame_view(traj, k):
     """Frame k of the session's run: (x_t | ε̂ | x̂_0 viewer HTML, numbers, plot markers)."""
     traj = _require(traj)
@@ -136,7 +183,10 @@ def _frame_slider(traj: tr.Trajectory, k: int):
 
 
 def sample_frames(provider: ModelProvider, run: RunSettings):
-    """Stream a run: yields (state, frame slider, x_t | ε̂ | x̂_0 viewer, numbers, caption, ᾱ plot, log-SNR plot)."""
+    """Stream a run: yields (state, frame slider, frames for the page, caption, ᾱ plot, log-SNR plot).
+
+    While sampling, the page gets the newest frame to show; at the end, every frame once.
+    """
     started = time.perf_counter()
     for traj in stream_latest(recorder(provider, run)):
         if traj.finished:
@@ -144,13 +194,17 @@ def sample_frames(provider: ModelProvider, run: RunSettings):
         k = traj.count - 1  # the worker may add steps meanwhile; frames up to k are complete
         caption = (f"Sampling… step {k + 1} of {traj.num_steps} ({time.perf_counter() - started:.1f} s) — "
                    f"{run.describe()}")
-        yield (traj, _frame_slider(traj, k), viewer_html(traj, k), numbers_markdown(traj, k), caption,
+        yield (traj, gr.update(maximum=max(k, 1)), frames_payload(traj, k, k + 1, preview=True), caption,
                gr.skip(), gr.skip())
-    k = traj.num_frames - 1
     traj.seconds = time.perf_counter() - started
     coef_fig, snr_fig = schedule_figures(run.schedule)
     caption = f"Done: {traj.num_steps} steps in {traj.seconds:.2f} s — {run.describe()}"
-    yield traj, _frame_slider(traj, k), viewer_html(traj, k), numbers_markdown(traj, k), caption, coef_fig, snr_fig
+    yield traj, _frame_slider(traj, traj.num_frames - 1), frames_payload(traj), caption, coef_fig, snr_fig
+
+
+def recorded_frames(traj):
+    """Every frame recorded so far (after Stop), for the page; nothing when Stop came before the first step."""
+    return gr.skip() if traj is None or traj.num_frames == 0 else frames_payload(traj)
 
 
 def step_frame(traj, k, delta: int):
@@ -158,22 +212,6 @@ def step_frame(traj, k, delta: int):
     traj = _require(traj)
     k = min(max(int(k or 0) + delta, 0), traj.num_frames - 1)
     return (k, *frame_view(traj, k))
-
-
-def play_tick(traj, k):
-    """Advance the playing animation; stops the timer at the last frame."""
-    traj = _require(traj)
-    last = traj.num_frames - 1
-    k = min(int(k or 0) + max(1, round(traj.num_frames * PLAY_INTERVAL_S / PLAY_SECONDS)), last)
-    # only ever switch the timer off here: a tick landing after Pause must not switch it back on
-    return (k, *frame_view(traj, k), gr.Timer(active=False) if k == last else gr.skip())
-
-
-def play(traj, k):
-    """Start playing (from the first frame if at the end)."""
-    traj = _require(traj)
-    k = 0 if int(k or 0) >= traj.num_frames - 1 else int(k or 0)
-    return (k, *frame_view(traj, k), gr.Timer(active=True))
 
 
 def export(traj):
@@ -203,27 +241,35 @@ INTRO = ("Press **Sample**: the model starts from pure noise $x_T \\sim \\mathca
          "$x_{t_{prev}}$. Every step is recorded: step back and forth with the frame slider, ◀ ▶ or Play.")
 
 
-def _scrubbing(state: gr.State, frame: gr.Slider, view_outputs: list, marker: gr.JSON) -> None:
-    """◀ ▶ Play Pause and the play timer, wired under their buttons."""
-    move = dict(fn=None, inputs=[marker], js=MOVE_MARKERS_JS, show_progress="hidden")
-    fast = dict(show_progress="hidden", queue=False)
-    timer = gr.Timer(PLAY_INTERVAL_S, active=False)
+def _scrubbing(frame: gr.Slider) -> None:
+    """◀ ▶ Play Pause: drawn in the page from the frames it holds (static/reverse.js), no request."""
     with gr.Row():
-        prev_btn = gr.Button("◀", size="sm", elem_id="reverse-prev")
-        prev_btn.click(bind(lambda tj, k: step_frame(tj, k, -1), state, frame)[0], inputs=[state, frame],
-                       outputs=[frame, *view_outputs], api_name="reverse_prev", **fast).then(
-            **move, api_name="reverse_prev_markers")
-        next_btn = gr.Button("▶", size="sm", elem_id="reverse-next")
-        next_btn.click(bind(lambda tj, k: step_frame(tj, k, +1), state, frame)[0], inputs=[state, frame],
-                       outputs=[frame, *view_outputs], api_name="reverse_next", **fast).then(
-            **move, api_name="reverse_next_markers")
-        play_btn = gr.Button("Play", size="sm", elem_id="reverse-play")
-        play_btn.click(bind(play, state, frame)[0], inputs=[state, frame], outputs=[frame, *view_outputs, timer],
-                       api_name="reverse_play", **fast).then(**move, api_name="reverse_play_markers")
-        pause_btn = gr.Button("Pause", size="sm", elem_id="reverse-pause")
-        pause_btn.click(lambda: gr.Timer(active=False), outputs=timer, api_name="reverse_pause", **fast)
-    timer.tick(bind(play_tick, state, frame)[0], inputs=[state, frame], outputs=[frame, *view_outputs, timer],
-               api_name="reverse_play_tick", **fast).then(**move, api_name="reverse_tick_markers")
+        for label, elem_id, js in (("◀", "reverse-prev", "() => window.ddpmReverse.step(-1)"),
+                                   ("▶", "reverse-next", "() => window.ddpmReverse.step(1)"),
+                                   ("Play", "reverse-play", "() => window.ddpmReverse.play()"),
+                                   ("Pause", "reverse-pause", "() => window.ddpmReverse.pause()")):
+            button = gr.Button(label, size="sm", elem_id=elem_id)
+            button.click(None, js=js, api_name=False, queue=False)
+    # typing a frame, keys, or the server moving the slider: draw the slider's frame (a drag is drawn from the
+    # range's own input event already; the same frame is not drawn twice)
+    frame.change(None, js="() => window.ddpmReverse.fromSlider()", api_name=False, queue=False,
+                 trigger_mode="always_last")
+
+
+def _server_check(state: gr.State, frame: gr.Slider) -> None:
+    """The frame as the server computes it: the reverse_view / prev / next API, shown on request."""
+    with gr.Accordion("This frame computed on the server (what the reverse_view API returns)", open=False):
+        show = gr.Button("Compute this frame on the server", size="sm", elem_id="reverse-server-view")
+        server_viewer = gr.HTML(elem_id="reverse-server-viewer")
+        server_numbers = gr.Markdown(elem_id="reverse-numbers")
+        marker = gr.JSON(visible=False)
+        outputs = [server_viewer, server_numbers, marker]
+        show.click(bind(frame_view, state, frame)[0], inputs=[state, frame], outputs=outputs,
+                   api_name="reverse_view", show_progress="hidden", queue=False)
+        for delta, name in ((-1, "reverse_prev"), (1, "reverse_next")):
+            step = gr.Button(visible=False)  # API only: the page's ◀ ▶ need no server
+            step.click(bind(lambda tj, k, d=delta: step_frame(tj, k, d), state, frame)[0], inputs=[state, frame],
+                       outputs=[frame, *outputs], api_name=name, show_progress="hidden", queue=False)
 
 
 def build_reverse_tab(demo: gr.Blocks, provider: ModelProvider, forward_controls=None) -> dict:
@@ -246,16 +292,13 @@ def build_reverse_tab(demo: gr.Blocks, provider: ModelProvider, forward_controls
                 stop_btn = gr.Button("Stop", variant="stop", elem_id="reverse-stop")
         with gr.Column(scale=2):
             caption = gr.Markdown("Press **Sample** to start.", elem_id="reverse-caption")
-            viewer = gr.HTML(f'<div class="{VIEWER_CLASS}"></div>', elem_id="reverse-viewer")
+            viewer = gr.HTML(VIEWER_HTML, elem_id="reverse-viewer")
             frame = gr.Slider(0, 1, value=0, step=1, label="frame", elem_id="reverse-frame")
-            numbers = gr.Markdown(elem_id="reverse-numbers")
-            marker = gr.JSON(visible=False)
-            view_outputs = [viewer, numbers, marker]
-            frame.input(bind(frame_view, state, frame)[0], inputs=[state, frame], outputs=view_outputs,
-                        trigger_mode="always_last", api_name="reverse_view", show_progress="hidden", queue=False
-                        ).then(None, inputs=[marker], js=MOVE_MARKERS_JS, show_progress="hidden",
-                               api_name="reverse_move_markers")
-            _scrubbing(state, frame, view_outputs, marker)
+            _scrubbing(frame)
+            # the recorded frames, streamed to the page as they are recorded
+            chunk = gr.Textbox(visible="hidden", elem_id="reverse-frames")
+            # the newest frame while sampling (a missed preview does no harm: the whole run follows at the end)
+            chunk.change(None, inputs=[chunk], js=APPEND_JS, api_name=False, queue=False)
             with gr.Row():
                 coef_plot = gr.Plot(label="ᾱ_t", elem_classes=[PLOT_CLASS], elem_id="reverse-coef-plot")
                 snr_plot = gr.Plot(label="log-SNR", elem_classes=[PLOT_CLASS], elem_id="reverse-logsnr-plot")
@@ -265,6 +308,7 @@ def build_reverse_tab(demo: gr.Blocks, provider: ModelProvider, forward_controls
                 png_file = gr.File(label="final samples (PNG)", elem_id="reverse-png", interactive=False)
                 export_btn.click(bind(export, state)[0], inputs=state, outputs=[gif_file, png_file],
                                  api_name="reverse_export", show_progress="minimal")
+            _server_check(state, frame)
 
     default_schedule = controls.schedule.parse(*(c.value for c in controls.schedule.inputs))
     demo.load(lambda: (model_status(provider), *schedule_figures(default_schedule)),
@@ -277,11 +321,14 @@ def build_reverse_tab(demo: gr.Blocks, provider: ModelProvider, forward_controls
 
     run_count = gr.State(0)
     fn, inputs = bind(sample, controls)
-    run = run_count.change(fn, inputs=inputs, outputs=[state, frame, viewer, numbers, caption, coef_plot, snr_plot],
+    run = run_count.change(fn, inputs=inputs, outputs=[state, frame, chunk, caption, coef_plot, snr_plot],
                            api_name="reverse_sample", trigger_mode="multiple", **SAMPLING)
+    run.then(None, inputs=[chunk], js=APPEND_JS, api_name=False, queue=False)  # every frame, once, at the end
     sample_btn.click(lambda n: n + 1, inputs=run_count, outputs=run_count, cancels=[run], api_name="reverse_restart",
                      show_progress="hidden")
     stop_btn.click(lambda: "Stopped: the steps recorded so far can be scrubbed and exported.", outputs=caption,
-                   cancels=[run], api_name="reverse_stop", show_progress="hidden")
-    return {"state": state, "frame": frame, "viewer": viewer, "numbers": numbers, "caption": caption,
-            "status": status, "controls": controls, "run": run}
+                   cancels=[run], api_name="reverse_stop", show_progress="hidden").then(
+        bind(recorded_frames, state)[0], inputs=state, outputs=chunk, api_name="reverse_recorded_frames",
+        show_progress="hidden").then(None, inputs=[chunk], js=APPEND_JS, api_name=False, queue=False)
+    return {"state": state, "frame": frame, "viewer": viewer, "caption": caption, "status": status,
+            "controls": controls, "run": run}
