@@ -169,3 +169,12 @@ def ddim_step(
             raise ValueError("ddim_step with eta > 0 needs a noise tensor.")
         x_prev = x_prev + sigma_t * noise
     return x_prev
+
+
+def classifier_free_guidance(eps_cond: torch.Tensor, eps_uncond: torch.Tensor, w: float) -> torch.Tensor:
+    """Classifier-free guidance (Ho & Salimans 2022): ε = ε_uncond + w · (ε_cond − ε_uncond).
+
+    w = 0 is the unconditional model, w = 1 the conditional one. Under Stable Diffusion the
+    unconditional branch is the empty prompt, or the negative prompt when one is given.
+    """
+    return eps_uncond + w * (eps_cond - eps_uncond)

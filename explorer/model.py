@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .diffusion import classifier_free_guidance
+
 NUM_CLASSES = 10
 NULL_CLASS = NUM_CLASSES  # the "no label" token used for unconditional / guided sampling
 IMAGE_SHAPE = (1, 28, 28)
@@ -178,7 +180,7 @@ def guided_eps(
     null = torch.full_like(labels, NULL_CLASS)
     eps_both = model(torch.cat([x, x]), torch.cat([log_snr, log_snr]), torch.cat([labels, null]))  # (2B, 1, H, W)
     eps_cond, eps_uncond = eps_both[:b], eps_both[b:]
-    return eps_uncond + guidance * (eps_cond - eps_uncond), eps_cond, eps_uncond
+    return classifier_free_guidance(eps_cond, eps_uncond, guidance), eps_cond, eps_uncond
 
 
 # --- checkpoints -------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 ``--label all`` draws N of each digit in label order (one row per digit);
 ``--label none`` samples unconditionally. ``--npy`` saves float32 (count, 28, 28)
 in [0, 1], ink bright on dark like MNIST. The same seed gives the same samples.
+``--model tiny-sd --prompt "a thick 7"`` draws from Tiny SD instead (explorer/latent/sample.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from .samplers import DEFAULT_SPACING, PRECISIONS, SAMPLERS, SPACINGS, model_eps
 from .schedules import DEFAULT_T, SCHEDULE_NAMES, make_schedule
 
 MAX_SAMPLES = 1000  # per run, to keep one command's memory and time bounded
+MODELS = ("digits", "tiny-sd")
 
 
 def parse_label(text: str) -> str | int:
@@ -31,8 +33,17 @@ def parse_label(text: str) -> str | int:
     raise argparse.ArgumentTypeError(f"--label takes a digit 0-9, 'all' or 'none', got {text!r}")
 
 
+def _model_choice(argv: list[str]) -> str:
+    """--model digits (the class-conditional pixel UNet, default) or tiny-sd (explorer.latent, text prompts)."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--model", choices=MODELS, default="digits")
+    return pre.parse_known_args(argv)[0].model
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m explorer.sample", description=__doc__.split("\n")[0])
+    p.add_argument("--model", choices=MODELS, default="digits",
+                   help="digits (default) or tiny-sd: see python -m explorer.sample --model tiny-sd --help")
     p.add_argument("--label", type=parse_label, default="all", help="0-9, all or none (default %(default)s)")
     p.add_argument("--n", type=int, default=8, help="samples (per digit with --label all; default %(default)s)")
     p.add_argument("--schedule", choices=SCHEDULE_NAMES, default="cosine")
@@ -52,6 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if _model_choice(argv) == "tiny-sd":
+        from .latent.sample import main as sample_tiny_sd
+
+        return sample_tiny_sd(argv)
     p = build_parser()
     a = p.parse_args(argv)
     count = a.n * 10 if a.label == "all" else a.n
