@@ -277,9 +277,12 @@ def test_sample_steps_record_latents_and_attention_per_step(model):
     assert steps[0].attention.shape == (3, CONTEXT_LENGTH, 7, 7)
 
 
-def test_ddpm_sampler_runs_on_latents(model):
-    x = sample_images(model, PromptSettings.checked("5", sampler="ddpm", schedule="linear", n=1, guidance=1.0))
-    assert x.shape == (1, 1, 28, 28) and torch.isfinite(x).all()
+def test_ddpm_sampler_walks_every_timestep_on_latents(model):
+    from itertools import islice
+
+    steps = list(islice(sample_steps(model, PromptSettings.checked("5", sampler="ddpm", schedule="linear", n=1)), 3))
+    assert [st.record.t for st in steps] == [1000, 999, 998]
+    assert steps[-1].record.x_prev.shape == (1, *LATENT_SHAPE) and torch.isfinite(steps[-1].record.x_prev).all()
 
 
 @pytest.mark.parametrize("bad", [

@@ -14,6 +14,7 @@ import torch
 from .compare import build_compare_tab
 from .forward import build_forward_tab
 from .reverse import build_reverse_tab
+from .tiny_sd import build_tiny_sd_tab
 
 TITLE = "DDPM Explorer"
 STATIC_DIR = Path(__file__).resolve().parent / "static"  # the page's browser code (*.js) and styles (*.css)
@@ -39,6 +40,8 @@ def build_demo() -> gr.Blocks:
                 build_compare_tab(demo, forward["x0_image"], compare_tab)
             with gr.Tab("Reverse", id="reverse"):
                 build_reverse_tab(demo, forward)
+            with gr.Tab("Stable Diffusion in miniature", id="tiny_sd"):
+                build_tiny_sd_tab(demo)
 
         def release_session(request: gr.Request):
             release_session_state(demo, request.session_hash)
