@@ -1,8 +1,6 @@
 """The Tiny SD tab in headless Chromium: a run is drawn in the page, scrubbing redraws canvases from the data sent
 once (equal to the server's frame), the pipeline lights its stages, user text stays text."""
 
-import base64
-import json
 
 import numpy as np
 import pytest

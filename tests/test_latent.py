@@ -361,3 +361,25 @@ def test_sample_cli_refuses_bad_values_with_a_message(card_file, tmp_path, capsy
         main(["--model", "tiny-sd", "--prompt", "7", "--guidance", "nan", "--checkpoint", str(card_file),
               "--out", str(tmp_path / "g.png")])
     assert "Guidance must be a number" in capsys.readouterr().err
+
+
+# --- evaluation ----------------------------------------------------------------------------------
+
+def test_retrieval_figures_are_shares_for_every_held_out_query(model):
+    from explorer.latent.captions import fit_thresholds
+    from explorer.latent.evaluate import retrieval
+
+    x = torch.stack([_stroke(w, s) for w in (1, 2, 3) for s in (-0.3, 0.0, 0.3)]).squeeze(1).repeat(2, 1, 1, 1)
+    labels = torch.arange(18) % 10
+    r = retrieval(model, x, labels, fit_thresholds(x, labels))
+    assert r["queries"] == 18
+    assert all(0.0 <= r[k] <= 1.0 for k in ("top1_same_digit", "top1_same_thickness", "top1_same_slant",
+                                            "top1_all_three", "digit_prompt_precision_at_10"))
+
+
+def test_evaluate_cli_dispatches_tiny_sd_and_names_a_missing_card(tmp_path, capsys):
+    from explorer.evaluate import main
+
+    with pytest.raises(SystemExit):
+        main(["--model", "tiny-sd", "--checkpoint", str(tmp_path / "none.json")])
+    assert "explorer.latent.train" in capsys.readouterr().err

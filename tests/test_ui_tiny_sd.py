@@ -7,7 +7,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from gradio_client import Client, handle_file
 from PIL import Image
 

@@ -19,10 +19,11 @@ import numpy as np
 import torch
 
 from .. import data, render
+from ..checks import whole_number
 from ..latent import frames as fr
 from ..latent.autoencoder import psnr
 from ..latent.pipeline import (
-    DEFAULT_GUIDANCE, DEFAULT_SCHEDULE, MAX_GUIDANCE, PromptSettings, decode, encode, load_tiny_sd,
+    DEFAULT_GUIDANCE, DEFAULT_SCHEDULE, PromptSettings, decode, encode, load_tiny_sd,
     sample_images, sample_steps,
 )
 from ..latent.tokenizer import UNK, tokenize
@@ -149,8 +150,6 @@ def frame_api(prompt, negative, guidance, seed, sampler, steps, schedule, n, k, 
     frames = None
     for _, frames, _ in run_frames(req):
         pass
-    from ..checks import whole_number
-
     k = whole_number("The frame", k, 0, len(frames.t) - 1)
     i = whole_number("The sample", sample, 0, req.detailed - 1)
     return frames.frame(k, i)
@@ -174,8 +173,8 @@ def round_trip(image_path):
     m = model()
     z = encode(m, x)  # (1, 4, 7, 7)
     x_hat = decode(m, z)
-    channels = [torch.from_numpy(fr.latent_to_uint8(z)[0, c]) for c in range(4)]
-    latent_strip = render.strip([c.numpy() for c in channels], labels=[f"z[{c}]" for c in range(4)], min_side=84)
+    latent = fr.latent_to_uint8(z)[0]  # (4, 7, 7) uint8, as the viewer draws z_t
+    latent_strip = render.strip(list(latent), labels=[f"z[{c}]" for c in range(4)], min_side=84)
     quality = float(psnr(x_hat, x)[0])
     note = f"PSNR {quality:.1f} dB (28×28 = 784 numbers → 4×7×7 = 196 → 784)"
     if inverted:
@@ -192,8 +191,6 @@ def drawing_file(sketch) -> str:
 
 def cost_table(repeats=5) -> str:
     """ms per denoising step (16 samples, with guidance = 32 rows) of the pixel UNet and the latent UNet."""
-    from ..checks import whole_number
-
     repeats = whole_number("Repeats", repeats, 1, 20)
     m, pm = model(), pixel_model()
     timings = {}
