@@ -30,6 +30,7 @@ from ..latent.tokenizer import UNK, tokenize
 from ..samplers import SAMPLERS
 from ..schedules import SCHEDULE_NAMES
 from .common import image_file, served_image_path, user_errors
+from .image_input import ImageInput
 
 UI_MAX_SAMPLES = 16
 DEFAULT_SAMPLES = 16
@@ -297,8 +298,10 @@ def build_tiny_sd_tab(demo: gr.Blocks) -> None:
     with gr.Accordion("Autoencoder round trip", open=False):
         with gr.Row():
             with gr.Column():
-                ae_image = gr.Image(EXAMPLE_DIGITS[0] if EXAMPLE_DIGITS else None, type="filepath", label="image",
-                                    format="png", height=200, elem_id="tiny-sd-ae-image")
+                # image_mode=None: Gradio then keeps the client's path as it is, so served_image_path can refuse
+                # files outside the upload folder and assets (a mode conversion would copy any file in first)
+                ae_image = ImageInput(EXAMPLE_DIGITS[0] if EXAMPLE_DIGITS else None, type="filepath", image_mode=None,
+                                      label="image", format="png", height=200, elem_id="tiny-sd-ae-image")
                 gr.Examples([[p] for p in EXAMPLE_DIGITS], inputs=[ae_image], label="bundled digits")
                 sketch = gr.Sketchpad(label="or draw a digit", canvas_size=(280, 280), layers=False,
                                       brush=gr.Brush(colors=["#000000"], color_mode="fixed", default_size=18))
