@@ -105,9 +105,10 @@ def test_scene_bytes_match_the_frame_api(client):
     assert np.array_equal(x0[4, 2], np.array(frame["x0_hat"], np.uint8))
 
 
-def test_ddpm_runs_are_thinned_to_the_frame_cap(client):
-    scene = json.loads(client.predict(*run_args(sampler="ddpm", n=1, guidance=1.0), api_name="/tiny_sd_sample")[0])
-    assert scene["frames"] == fr.MAX_FRAMES and scene["total_steps"] == 1000
+def test_ddpm_runs_record_at_most_the_frame_cap():
+    kept = fr.frame_indices(1000)  # DDPM visits every t of T = 1000
+    assert len(kept) == fr.MAX_FRAMES and kept[0] == 0 and kept[-1] == 999
+    assert fr.frame_indices(50) == list(range(50))
 
 
 def test_two_prompts_with_the_same_seed_give_two_grids(client):
