@@ -189,7 +189,16 @@ def evaluate(checkpoint: Path, n_ddim: int, n_ddpm: int, seed: int, guidance=EVA
 
 
 def main(argv=None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--model", choices=("digits", "tiny-sd"), default="digits")
+    if pre.parse_known_args(argv)[0].model == "tiny-sd":
+        from .latent.evaluate import main as evaluate_tiny_sd
+
+        return evaluate_tiny_sd(argv)
     p = argparse.ArgumentParser(prog="python -m explorer.evaluate", description=__doc__.split("\n")[0])
+    p.add_argument("--model", choices=("digits", "tiny-sd"), default="digits",
+                   help="digits (default) or tiny-sd: see python -m explorer.evaluate --model tiny-sd --help")
     p.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
     p.add_argument("--n-ddim", type=int, default=50, help="samples per class for DDIM-50 (default %(default)s)")
     p.add_argument("--n-ddpm", type=int, default=10, help="samples per class for DDPM-1000 (default %(default)s)")

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from .data import tensor_to_uint8
+from .data import tensor_to_uint8, to_uint8
 
 DISPLAY_SIDE = 224  # small images are upscaled (nearest neighbour) to at least this longest side
 LABEL_HEIGHT = 14
@@ -109,3 +109,8 @@ def tile(frames: np.ndarray, ncols: int | None = None, gap: int = GRID_GAP, min_
         out[r * (h + gap): r * (h + gap) + h, c * (w + gap): c * (w + gap) + w] = frames[i]
     k = upscale_factor((out.shape[1], out.shape[0]), min_side)
     return out if k == 1 else out.repeat(k, axis=0).repeat(k, axis=1)
+
+
+def grid_image(x: torch.Tensor, ncols: int | None = None) -> Image.Image:
+    """A batch (B, 1, H, W) in [-1, 1] as one PNG-ready grid at native size (rows of ``ncols``, near-square by default)."""
+    return to_pil(tile(to_uint8(x)[:, 0], ncols, min_side=1))

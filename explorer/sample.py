@@ -3,6 +3,7 @@
 ``--label all`` draws N of each digit in label order (one row per digit);
 ``--label none`` samples unconditionally. ``--npy`` saves float32 (count, 28, 28)
 in [0, 1], ink bright on dark like MNIST. The same seed gives the same samples.
+``--model tiny-sd --prompt "a thick 7"`` draws from Tiny SD instead (explorer/latent/sample.py).
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ import torch
 
 from .model import DEFAULT_CHECKPOINT, NULL_CLASS, CheckpointError, load_pretrained
 from . import checks
-from .data import to_uint8
-from .render import tile, to_pil
+from .render import grid_image
 from .samplers import DEFAULT_SPACING, PRECISIONS, SAMPLERS, SPACINGS, model_eps_fn, sample
 from .schedules import DEFAULT_T, SCHEDULE_NAMES, make_schedule
 
 MAX_SAMPLES = 1000  # per run, to keep one command's memory and time bounded
+MODELS = ("digits", "tiny-sd")
 
 
 def parse_label(text: str) -> str | int:
@@ -33,8 +34,17 @@ def parse_label(text: str) -> str | int:
     raise argparse.ArgumentTypeError(f"--label takes a digit 0-9, 'all' or 'none', got {text!r}")
 
 
+def _model_choice(argv: list[str]) -> str:
+    """--model digits (the class-conditional pixel UNet, default) or tiny-sd (explorer.latent, text prompts)."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--model", choices=MODELS, default="digits")
+    return pre.parse_known_args(argv)[0].model
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m explorer.sample", description=__doc__.split("\n")[0])
+    p.add_argument("--model", choices=MODELS, default="digits",
+                   help="digits (default) or tiny-sd: see python -m explorer.sample --model tiny-sd --help")
     p.add_argument("--label", type=parse_label, default="all", help="0-9, all or none (default %(default)s)")
     p.add_argument("--n", type=int, default=8, help="samples (per digit with --label all; default %(default)s)")
     p.add_argument("--schedule", choices=SCHEDULE_NAMES, default="cosine")
@@ -54,6 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if _model_choice(argv) == "tiny-sd":
+        from .latent.sample import main as sample_tiny_sd
+
+        return sample_tiny_sd(argv)
     p = build_parser()
     a = p.parse_args(argv)
     count = a.n * 10 if a.label == "all" else a.n
@@ -80,7 +95,7 @@ def main(argv=None) -> None:
     images = ((x.clamp(-1, 1) + 1) / 2).squeeze(1)  # (count, 28, 28) in [0, 1]
     ncols = a.n if a.label == "all" else math.ceil(math.sqrt(count))
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    to_pil(tile(to_uint8(x)[:, 0], ncols, min_side=1)).save(a.out)
+    grid_image(x.clamp(-1, 1), ncols).save(a.out)
     if a.npy:
         np.save(a.npy, images.numpy().astype(np.float32))
     print(f"wrote {count} samples to {a.out}" + (f" and {a.npy}" if a.npy else ""), file=sys.stderr)

@@ -135,11 +135,15 @@ def ddim_loop(eps_fn: EpsFn, s: Schedule, x_start: torch.Tensor, generator: torc
 
 def reverse_loop(eps_fn: EpsFn, s: Schedule, x_start: torch.Tensor, generator: torch.Generator,
                  sampler: str = "ddim", steps: int = 50, eta: float = 0.0, spacing: str = DEFAULT_SPACING,
-                 t_start: int | None = None) -> Iterator[StepRecord]:
-    """Dispatch on the sampler name ('ddpm' ignores steps, eta and spacing)."""
+                 t_start: int | None = None, clip_x0: bool = True) -> Iterator[StepRecord]:
+    """Dispatch on the sampler name ('ddpm' ignores steps, eta and spacing).
+
+    ``clip_x0 = False`` for latents, which are not bounded to [-1, 1] (SD's ``clip_sample=False``).
+    """
     if checks.one_of("sampler", sampler, SAMPLERS) == "ddpm":
-        return ddpm_loop(eps_fn, s, x_start, generator, t_start=t_start)
-    return ddim_loop(eps_fn, s, x_start, generator, steps=steps, eta=eta, spacing=spacing, t_start=t_start)
+        return ddpm_loop(eps_fn, s, x_start, generator, t_start=t_start, clip_x0=clip_x0)
+    return ddim_loop(eps_fn, s, x_start, generator, steps=steps, eta=eta, spacing=spacing, t_start=t_start,
+                     clip_x0=clip_x0)
 
 
 def sample(eps_fn: EpsFn, s: Schedule, shape: tuple[int, ...], seed: int = 0, **kwargs) -> torch.Tensor:

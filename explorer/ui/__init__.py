@@ -17,6 +17,7 @@ from .forward import build_forward_tab
 from .img2img import build_img2img
 from .reverse import build_reverse_tab
 from .reverse_compare import build_reverse_compare
+from .tiny_sd import build_tiny_sd_tab
 
 TITLE = "DDPM Explorer"
 STATIC_DIR = Path(__file__).resolve().parent / "static"  # the page's browser code (*.js) and styles (*.css)
@@ -42,6 +43,8 @@ def build_demo() -> gr.Blocks:
                 build_compare_tab(demo, forward["x0_image"], compare_tab)
             with gr.Tab("Reverse", id="reverse"):
                 build_reverse(demo, DEFAULT_MODEL, forward)
+            with gr.Tab("Stable Diffusion in miniature", id="tiny_sd"):
+                build_tiny_sd_tab(demo)
 
         def release_session(request: gr.Request):
             release_session_state(demo, request.session_hash)

@@ -1,0 +1,334 @@
+"""Tiny SD tab ("Stable Diffusion in miniature"): type a prompt, watch every part of a latent diffusion model work.
+
+Layout and wiring only: the model, sampling and every number come from explorer.latent. A run streams
+from a generator; each update sends the frames recorded so far once (uint8 arrays, explorer.latent.frames)
+and the page's static/tiny_sd.js draws any step into canvases as the step slider moves (no request).
+`tiny_sd_frame` returns the same bytes from the server for a check. User text is shown as text only.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import json
+import time
+from dataclasses import dataclass
+
+import gradio as gr
+import numpy as np
+import torch
+
+from .. import data, render
+from ..checks import whole_number
+from ..latent import frames as fr
+from ..latent.autoencoder import psnr
+from ..latent.pipeline import (
+    DEFAULT_GUIDANCE, DEFAULT_SCHEDULE, PromptSettings, decode, encode, load_tiny_sd,
+    sample_images, sample_steps,
+)
+from ..latent.tokenizer import UNK, tokenize
+from ..samplers import SAMPLERS
+from ..schedules import SCHEDULE_NAMES
+from .common import image_file, served_image_path, user_errors
+from .image_input import ImageInput
+
+UI_MAX_SAMPLES = 16
+DEFAULT_SAMPLES = 16
+STREAM_EVERY_S = 0.25  # at most this often a partial run is sent to the page while sampling
+STAGES = (("text", "text encoder"), ("unet", "UNet ⟲ scheduler"), ("decoder", "decoder"))
+EXAMPLE_DIGITS = [str(p) for p in data.EXAMPLES if p.name.startswith("mnist_")]
+
+
+@functools.lru_cache(maxsize=1)
+def model():
+    return load_tiny_sd()
+
+
+@functools.lru_cache(maxsize=1)
+def pixel_model():
+    from ..model import load_pretrained
+
+    return load_pretrained()[0]
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    settings: PromptSettings
+    detailed: int  # samples whose every step goes to the page
+
+
+def checked_request(prompt, negative, guidance, seed, sampler, steps, schedule, n) -> RunRequest:
+    settings = PromptSettings.checked(prompt, negative, guidance, seed, sampler, steps, 0.0, schedule, n,
+                                      max_samples=UI_MAX_SAMPLES)
+    return RunRequest(settings, min(settings.n, fr.MAX_DETAILED))
+
+
+# ---------------------------------------------------------------- handlers
+
+
+def tokens_html(prompt, negative="") -> str:
+    """The tokens as the encoder sees them, unknown words flagged; all user text escaped."""
+    parts = []
+    for label, text in (("prompt", prompt), ("negative prompt", negative)):
+        if not isinstance(text, str):
+            raise ValueError(f"The {label} must be text, got {type(text).__name__}.")
+        tok = tokenize(text)
+        chips = "".join(
+            f'<span class="tsd-token{" tsd-unknown" if lab == UNK else ""}" title="{html.escape(word)}">'
+            f'{html.escape(word if lab == UNK else lab)}</span>'
+            for lab, word in zip(tok.labels(), ["", *tok.words, ""])
+        )
+        notes = []
+        if tok.is_empty:
+            notes.append("empty: this is the unconditional branch" if label == "prompt"
+                         else "empty: guidance uses the empty prompt as the unconditional branch")
+        if tok.unknown:
+            notes.append("not in the vocabulary, read as &lt;unk&gt;: " + ", ".join(html.escape(w) for w in tok.unknown))
+            if len(tok.unknown) == len(tok.words):
+                notes.append("only unknown words: the model gets no usable description")
+        if tok.truncated:
+            notes.append("cut to the first 14 words (the context holds 16 tokens)")
+        note = f'<div class="tsd-note">{"; ".join(notes)}</div>' if notes else ""
+        parts.append(f'<div><b>{label}</b> <div class="tsd-tokens">{chips}</div>{note}</div>')
+    return "".join(parts)
+
+
+def pipeline_html(active: str | None = None) -> str:
+    boxes = [f'<span class="tsd-stage{" tsd-active" if key == active else ""}" data-stage="{key}">{name}</span>'
+             for key, name in STAGES]
+    return '<div class="tsd-pipe">prompt →' + ' <span class="tsd-arrow">→</span> '.join(boxes) + "→ image</div>"
+
+
+def _token_labels(prompt: str) -> tuple[list[str], list[bool]]:
+    tok = tokenize(prompt)
+    labels = [w if lab == UNK else lab for lab, w in zip(tok.labels(), ["", *tok.words, ""])]
+    return labels, [lab == UNK for lab in tok.labels()]
+
+
+def run_frames(req: RunRequest):
+    """Sampling as a generator of (stage, RunFrames, final images or None)."""
+    m = model()
+    labels, unknown = _token_labels(req.settings.prompt)
+    frames = fr.RunFrames(labels, unknown)
+    yield "text", frames, None
+    keep = set(fr.frame_indices(total_steps(req.settings)))
+    z = None
+    for k, step in enumerate(sample_steps(m, req.settings, record_attention=True)):
+        if k in keep:
+            frames.add(m, step, req.detailed)
+            yield "unet", frames, None
+        z = step.record.x_prev
+    yield "decoder", frames, None
+    yield "done", frames, decode(m, z)
+
+
+def total_steps(settings: PromptSettings) -> int:
+    return settings.steps if settings.sampler == "ddim" else 1000  # DDPM visits every t of the T = 1000 schedule
+
+
+def sample_run(prompt, negative, guidance, seed, sampler, steps, schedule, n):
+    """Stream a run: pipeline stage, the frames so far (JSON for the page), the final grid, a status line."""
+    req = checked_request(prompt, negative, guidance, seed, sampler, steps, schedule, n)
+    started = time.perf_counter()
+    last_sent = 0.0
+    total = total_steps(req.settings)
+    for stage, frames, images in run_frames(req):
+        now = time.perf_counter()
+        if stage == "unet" and now - last_sent < STREAM_EVERY_S and len(frames.t) < len(fr.frame_indices(total)):
+            continue
+        last_sent = now
+        scene = json.dumps(frames.scene(stage, total, req.detailed), separators=(",", ":"))
+        if images is None:
+            yield scene, gr.update(), f"{stage}: step {len(frames.t)} of {len(fr.frame_indices(total))} recorded"
+        else:
+            grid = image_file(render.grid_image(images), "tiny_sd")
+            yield scene, grid, f"done in {time.perf_counter() - started:.2f} s ({req.settings.n} samples)"
+
+
+def frame_api(prompt, negative, guidance, seed, sampler, steps, schedule, n, k, sample) -> dict:
+    """Frame k of detailed sample `sample` of this run, computed on the server (the bytes the page draws)."""
+    req = checked_request(prompt, negative, guidance, seed, sampler, steps, schedule, n)
+    frames = None
+    for _, frames, _ in run_frames(req):
+        pass
+    k = whole_number("The frame", k, 0, len(frames.t) - 1)
+    i = whole_number("The sample", sample, 0, req.detailed - 1)
+    return frames.frame(k, i)
+
+
+def compare_prompts(prompt_a, prompt_b, guidance, seed, n):
+    """Two prompts, the same seed (the same z_T): two grids side by side."""
+    out = []
+    for p in (prompt_a, prompt_b):
+        settings = PromptSettings.checked(p, "", guidance, seed, "ddim", 50, 0.0, DEFAULT_SCHEDULE, n,
+                                          max_samples=UI_MAX_SAMPLES)
+        x = sample_images(model(), settings)
+        out.append(image_file(render.grid_image(x), "tiny_sd_compare"))
+    return tuple(out)
+
+
+def round_trip(image_path):
+    """An image → encoder → 4 latent channels → decoder, with the reconstruction's PSNR."""
+    im = data.load_image(served_image_path(image_path))
+    x, inverted = fr.digit_image_tensor(im)  # (1, 1, 28, 28)
+    m = model()
+    z = encode(m, x)  # (1, 4, 7, 7)
+    x_hat = decode(m, z)
+    latent = fr.latent_to_uint8(z)[0]  # (4, 7, 7) uint8, as the viewer draws z_t
+    latent_strip = render.strip(list(latent), labels=[f"z[{c}]" for c in range(4)], min_side=84)
+    quality = float(psnr(x_hat, x)[0])
+    note = f"PSNR {quality:.1f} dB (28×28 = 784 numbers → 4×7×7 = 196 → 784)"
+    if inverted:
+        note += "; the image had a bright background, so it was inverted (the model knows light ink on dark)"
+    return (image_file(render.display(x[0]), "tiny_sd_in"), image_file(latent_strip, "tiny_sd_latent"),
+            image_file(render.display(x_hat[0].clamp(-1, 1)), "tiny_sd_out"), note)
+
+
+def drawing_file(sketch) -> str:
+    """The sketchpad drawing as an MNIST-style 28×28 digit image file (the round trip's input)."""
+    composite = sketch.get("composite") if isinstance(sketch, dict) else sketch
+    return image_file(data.sketch_to_image(composite), "tiny_sd_drawing")
+
+
+def cost_table(repeats=5) -> str:
+    """ms per denoising step (16 samples, with guidance = 32 rows) of the pixel UNet and the latent UNet."""
+    repeats = whole_number("Repeats", repeats, 1, 20)
+    m, pm = model(), pixel_model()
+    timings = {}
+    with torch.inference_mode():
+        x = torch.randn(32, 1, 28, 28)
+        labels = torch.randint(0, 10, (32,))
+        z = torch.randn(32, 4, 7, 7)
+        context = torch.randn(32, 16, m.clip.config.width)
+        lam = torch.zeros(32)
+        for name, call in (("pixel", lambda: pm(x, lam, labels)), ("latent", lambda: m.unet(z, lam, context)),
+                           ("decoder", lambda: m.autoencoder.decode(z[:16]))):
+            call()
+            times = []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                call()
+                times.append((time.perf_counter() - t0) * 1000)
+            timings[name] = float(np.median(times))
+    return (
+        "| | pixel model (Reverse tab) | Tiny SD (latent) |\n|---|---|---|\n"
+        "| numbers denoised per sample | 1×28×28 = **784** | 4×7×7 = **196** |\n"
+        f"| ms per step, 16 samples with guidance (fp32) | {timings['pixel']:.1f} | {timings['latent']:.1f} |\n"
+        f"| ms to decode 16 latents (once per run) | – | {timings['decoder']:.1f} |\n"
+        f"\nMedian of {repeats} calls on this machine's CPU, one thread."
+    )
+
+
+# ---------------------------------------------------------------- layout and wiring
+
+_VIEW_HTML = """
+<div class="tsd-view">
+  <div class="tsd-controls">
+    <label>step <input class="tsd-step" type="range" min="0" max="0" value="0" aria-label="step"></label>
+    <span>step <b data-key="step">–</b></span> <span>t = <b data-key="t">–</b></span>
+    <span>ᾱ<sub>t</sub> = <b data-key="alpha_bar">–</b></span> <span>log-SNR = <b data-key="log_snr">–</b></span>
+    <label>sample <input class="tsd-sample" type="range" min="0" max="0" value="0" aria-label="sample"></label>
+    <span>sample <b data-key="sample">–</b></span>
+  </div>
+  <div class="tsd-row">
+    <figure class="tsd-latent"><div class="tsd-row">
+      <canvas width="7" height="7"></canvas><canvas width="7" height="7"></canvas>
+      <canvas width="7" height="7"></canvas><canvas width="7" height="7"></canvas></div>
+      <figcaption>z<sub>t</sub>: the 4 latent channels (7×7, −3 … 3)</figcaption></figure>
+    <figure><canvas class="tsd-xt" width="28" height="28"></canvas><figcaption>decoded z<sub>t</sub></figcaption></figure>
+    <figure><canvas class="tsd-x0" width="28" height="28"></canvas><figcaption>decoded ẑ<sub>0</sub></figcaption></figure>
+  </div>
+  <div>Cross-attention at this step: where each token is read (each map scaled to its own peak; % = its share of
+  the attention, <span data-key="padding">–</span> goes to the padding)</div>
+  <div class="tsd-attn"></div>
+</div>
+"""
+
+
+def build_tiny_sd_tab(demo: gr.Blocks) -> None:
+    """The tab's layout and events."""
+    gr.Markdown(
+        "Stable Diffusion in miniature, trained on this CPU: a **text encoder** (a tiny CLIP) turns the prompt "
+        "into token embeddings, a **UNet** denoises a 4×7×7 **latent** while reading them through "
+        "cross-attention, and the autoencoder's **decoder** turns the latent into a 28×28 digit. Guidance: "
+        "ε = ε(empty or negative prompt) + w·(ε(prompt) − ε(empty or negative prompt)). Words it knows: digits "
+        "(7 or seven), thin / normal / thick, slanted left / upright / slanted right."
+    )
+    with gr.Row():
+        prompt = gr.Textbox("a thick 7", label="Prompt", max_lines=2, elem_id="tiny-sd-prompt")
+        negative = gr.Textbox("", label="Negative prompt (replaces the empty prompt in guidance)", max_lines=2,
+                              elem_id="tiny-sd-negative")
+    tokens = gr.HTML(tokens_html("a thick 7"), elem_id="tiny-sd-tokens")
+    with gr.Row():
+        guidance = gr.Slider(0, 10, value=DEFAULT_GUIDANCE, step=0.5, label="guidance w", elem_id="tiny-sd-guidance")
+        seed = gr.Number(0, label="seed", precision=0, minimum=0)
+        sampler = gr.Radio(list(SAMPLERS), value="ddim", label="sampler")
+        steps = gr.Slider(1, 200, value=50, step=1, label="DDIM steps", elem_id="tiny-sd-steps")
+        schedule = gr.Dropdown(list(SCHEDULE_NAMES), value=DEFAULT_SCHEDULE, label="schedule")
+        n = gr.Slider(1, UI_MAX_SAMPLES, value=DEFAULT_SAMPLES, step=1, label="samples", elem_id="tiny-sd-n")
+    with gr.Row():
+        run_btn = gr.Button("Generate", variant="primary", elem_id="tiny-sd-run")
+        stop_btn = gr.Button("Stop")
+    gr.HTML(pipeline_html(), elem_id="tiny-sd-pipeline")
+    status = gr.Markdown(elem_id="tiny-sd-status")
+    with gr.Row():
+        gr.HTML(_VIEW_HTML, elem_id="tiny-sd-view")
+        samples = gr.Image(label="samples", interactive=False, format="png", elem_classes=["tsd-images"],
+                           elem_id="tiny-sd-samples", height=300)
+    scene = gr.Textbox(visible=False, elem_id="tiny-sd-scene")  # the run's frames (JSON), drawn by tiny_sd.js
+    frame_inputs = [prompt, negative, guidance, seed, sampler, steps, schedule, n]
+
+    with gr.Accordion("Check: one frame computed on the server (what `tiny_sd_frame` returns)", open=False):
+        with gr.Row():
+            frame_k = gr.Number(0, label="frame", precision=0, minimum=0)
+            frame_sample = gr.Number(0, label="sample", precision=0, minimum=0)
+            frame_btn = gr.Button("Compute frame")
+        frame_json = gr.JSON(label="frame (uint8 pixels, attention shares)")
+
+    with gr.Accordion("Two prompts, same seed", open=False):
+        with gr.Row():
+            prompt_a = gr.Textbox("thin 4", label="prompt A", max_lines=1)
+            prompt_b = gr.Textbox("thick 4", label="prompt B", max_lines=1)
+            compare_n = gr.Slider(1, UI_MAX_SAMPLES, value=8, step=1, label="samples each")
+            compare_btn = gr.Button("Compare")
+        with gr.Row():
+            grid_a = gr.Image(label="A", interactive=False, format="png", elem_classes=["tsd-images"])
+            grid_b = gr.Image(label="B", interactive=False, format="png", elem_classes=["tsd-images"])
+
+    with gr.Accordion("Autoencoder round trip", open=False):
+        with gr.Row():
+            with gr.Column():
+                # image_mode=None: Gradio then keeps the client's path as it is, so served_image_path can refuse
+                # files outside the upload folder and assets (a mode conversion would copy any file in first)
+                ae_image = ImageInput(EXAMPLE_DIGITS[0] if EXAMPLE_DIGITS else None, type="filepath", image_mode=None,
+                                      label="image", format="png", height=200, elem_id="tiny-sd-ae-image")
+                gr.Examples([[p] for p in EXAMPLE_DIGITS], inputs=[ae_image], label="bundled digits")
+                sketch = gr.Sketchpad(label="or draw a digit", canvas_size=(280, 280), layers=False,
+                                      brush=gr.Brush(colors=["#000000"], color_mode="fixed", default_size=18))
+                use_sketch = gr.Button("Use drawing")
+                ae_btn = gr.Button("Encode and decode", variant="primary")
+            ae_in = gr.Image(label="x (28×28)", interactive=False, format="png", elem_classes=["tsd-images"])
+            ae_latent = gr.Image(label="z = E(x): 4 channels of 7×7", interactive=False, format="png",
+                                 elem_classes=["tsd-images"])
+            ae_out = gr.Image(label="D(z)", interactive=False, format="png", elem_classes=["tsd-images"])
+        ae_note = gr.Markdown()
+
+    with gr.Accordion("Cost: pixel model vs latent model", open=False):
+        cost_btn = gr.Button("Measure on this machine")
+        cost = gr.Markdown("| | pixel model | Tiny SD |\n|---|---|---|\n| numbers denoised per sample | 784 | 196 |")
+
+    gr.on([prompt.change, negative.change], user_errors(tokens_html), inputs=[prompt, negative], outputs=tokens,
+          trigger_mode="always_last", show_progress="hidden", api_name="tiny_sd_tokens")
+    run = run_btn.click(user_errors(sample_run), inputs=frame_inputs, outputs=[scene, samples, status],
+                        api_name="tiny_sd_sample", concurrency_limit=2, show_progress="minimal")
+    stop_btn.click(None, cancels=[run], api_name="tiny_sd_stop")
+    scene.change(None, inputs=scene, js="(s) => window.ddpmTinySd.load(s)", show_progress="hidden",
+                 api_name="tiny_sd_draw")
+    frame_btn.click(user_errors(frame_api), inputs=[*frame_inputs, frame_k, frame_sample], outputs=frame_json,
+                    api_name="tiny_sd_frame", concurrency_limit=2)
+    compare_btn.click(user_errors(compare_prompts), inputs=[prompt_a, prompt_b, guidance, seed, compare_n],
+                      outputs=[grid_a, grid_b], api_name="tiny_sd_compare", concurrency_limit=2)
+    use_sketch.click(user_errors(drawing_file), inputs=sketch, outputs=ae_image, api_name="tiny_sd_drawing")
+    ae_btn.click(user_errors(round_trip), inputs=ae_image, outputs=[ae_in, ae_latent, ae_out, ae_note],
+                 api_name="tiny_sd_round_trip")
+    cost_btn.click(user_errors(cost_table), outputs=cost, api_name="tiny_sd_cost", concurrency_limit=1)

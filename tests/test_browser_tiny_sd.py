@@ -1,0 +1,127 @@
+"""The Tiny SD tab in headless Chromium: a run is drawn in the page, scrubbing redraws canvases from the data sent
+once (equal to the server's frame), the pipeline lights its stages, user text stays text."""
+
+
+import numpy as np
+import pytest
+from gradio_client import Client
+from playwright.sync_api import sync_playwright
+
+from explorer.ui import tiny_sd
+from tiny_sd_app import launch_tab
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+VIEW = "#tiny-sd-view .tsd-view"
+SETTINGS = ["a thick 7", "", 3, 0, "ddim", 8, "scaled_linear", 3]  # the page's values after set_up()
+
+CANVAS_JS = """(sel) => {
+  const c = document.querySelector(sel);
+  return Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data);
+}"""
+
+
+@pytest.fixture(scope="module")
+def served():
+    original = tiny_sd.model
+    demo, _ = launch_tab()
+    yield demo
+    demo.close()
+    tiny_sd.model = original
+
+
+@pytest.fixture(scope="module")
+def page(served):
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(served.local_url)
+        page.locator("#tiny-sd-run").wait_for(timeout=60_000)
+        set_number(page, "#tiny-sd-steps", 8)
+        set_number(page, "#tiny-sd-n", 3)
+        page.locator("#tiny-sd-run").click()
+        page.wait_for_function("() => window.ddpmTinySd.scene?.stage === 'done'", timeout=120_000)
+        yield page
+        browser.close()
+        assert not errors, errors
+
+
+def set_number(page, elem, value):
+    box = page.locator(f"{elem} input[type=number]")
+    box.fill(str(value))
+    box.press("Enter")
+
+
+def scrub(page, k, sample=0):
+    page.evaluate(f"""() => {{
+      const pick = document.querySelector('{VIEW} .tsd-sample');
+      pick.value = '{sample}'; pick.dispatchEvent(new Event('input'));
+      const s = document.querySelector('{VIEW} .tsd-step');
+      s.value = '{k}'; s.dispatchEvent(new Event('input'));
+    }}""")
+    page.wait_for_function(f"() => document.querySelector('{VIEW}').dataset.shown === '{k}:{sample}'")
+
+
+def gray(page, selector) -> np.ndarray:
+    rgba = np.array(page.evaluate(CANVAS_JS, selector), dtype=np.uint8)
+    return rgba.reshape(-1, 4)[:, 0]
+
+
+def test_a_run_fills_the_viewer_with_every_step(page):
+    assert page.evaluate("() => window.ddpmTinySd.scene.frames") == 8
+    assert page.locator(f"{VIEW} .tsd-attn canvas").count() == 5  # <bos> a thick 7 <eos>
+    assert page.locator(f'{VIEW} [data-key="step"]').inner_text() == "8 / 8"
+    assert page.locator("#tiny-sd-samples img").count() == 1
+
+
+def test_scrubbing_draws_the_frame_the_server_returns(page, served):
+    scrub(page, 3, sample=1)
+    frame = Client(served.local_url, verbose=False).predict(*SETTINGS, 3, 1, api_name="/tiny_sd_frame")
+    assert np.array_equal(gray(page, f"{VIEW} canvas.tsd-x0"), np.array(frame["x0_hat"], np.uint8).ravel())
+    assert np.array_equal(gray(page, f"{VIEW} canvas.tsd-xt"), np.array(frame["xt"], np.uint8).ravel())
+    latent = np.array(frame["latent"], np.uint8)
+    for ch in range(4):
+        assert np.array_equal(gray(page, f"{VIEW} .tsd-latent canvas:nth-of-type({ch + 1})"), latent[ch].ravel())
+    attention = np.array(frame["attention"], np.uint8)
+    assert np.array_equal(gray(page, f'{VIEW} .tsd-attn canvas[data-token="2"]'), attention[2].ravel())
+    assert page.locator(f'{VIEW} [data-key="t"]').inner_text() == str(frame["t"])
+
+
+def test_scrubbing_changes_the_picture(page):
+    scrub(page, 0)
+    first = gray(page, f"{VIEW} canvas.tsd-xt")
+    scrub(page, 7)
+    assert not np.array_equal(first, gray(page, f"{VIEW} canvas.tsd-xt"))
+
+
+def test_scrub_time_in_the_page_is_printed(page):
+    ms = page.evaluate("""() => {
+      const t0 = performance.now();
+      for (let k = 0; k < 80; k++) window.ddpmTinySd.show(k % 8);
+      return (performance.now() - t0) / 80;
+    }""")
+    print(f"tiny-sd scrub: {ms:.2f} ms per frame drawn (8 canvases + token maps)")
+    assert ms >= 0
+
+
+def test_the_pipeline_lights_one_stage_while_running(page):
+    page.evaluate("() => window.ddpmTinySd.light('unet')")
+    lit = page.locator("#tiny-sd-pipeline .tsd-active")
+    assert lit.count() == 1 and "UNet" in lit.inner_text()
+    page.evaluate("() => window.ddpmTinySd.light('done')")
+    assert page.locator("#tiny-sd-pipeline .tsd-active").count() == 0
+
+
+def test_html_in_the_prompt_is_shown_as_text(page):
+    box = page.locator("#tiny-sd-prompt textarea")
+    box.fill('<img src=x onerror="window.pwned=1">seven')
+    page.wait_for_function("() => document.querySelector('#tiny-sd-tokens').innerText.includes('onerror')",
+                           timeout=30_000)
+    assert page.locator("#tiny-sd-tokens img").count() == 0
+    assert page.evaluate("() => window.pwned === undefined")
+    assert page.locator("#tiny-sd-tokens .tsd-unknown").count() >= 1
