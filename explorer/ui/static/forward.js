@@ -33,12 +33,8 @@
       this.show(t);
     },
     listen() {
-      // Draw straight from the range input's own input event: no trip through Gradio's event queue.
       // (The Gradio .input event calls show() too; drawing the same t twice is skipped.)
-      const range = document.querySelector(SLIDER);
-      if (!range || range.dataset.ddpmListening) return;
-      range.dataset.ddpmListening = '1';
-      range.addEventListener('input', () => this.show(range.value));
+      window.ddpmListenRange(SLIDER, (v) => this.show(v));
     },
     compute(t) {
       // x_t = sqrt(alpha_bar_t) * x_0 + sqrt(1 - alpha_bar_t) * eps, in float32 like torch

@@ -64,11 +64,7 @@
     count() { return this.run ? this.run.numbers.length : 0; },
 
     listen() {
-      // Draw straight from the range input's own input event (no trip through Gradio's event queue).
-      const range = document.querySelector(SLIDER);
-      if (!range || range.dataset.ddpmListening) return;
-      range.dataset.ddpmListening = '1';
-      range.addEventListener('input', () => this.show(range.value));
+      window.ddpmListenRange(SLIDER, (v) => this.show(v));
     },
 
     // Show frame k and move the slider there (as a person would: Gradio's slider follows the range's input event).

@@ -1,4 +1,18 @@
-// Plot markers that follow the current t, shared by every tab (explorer/plots.py names the shapes).
+// Browser pieces shared by the tabs.
+
+// Call fn(value) from a range input's own input event, once per element: a drag is drawn without a trip
+// through Gradio's event queue. Returns false while the element is not in the page yet.
+window.ddpmListenRange = (selector, fn) => {
+  const range = document.querySelector(selector);
+  if (!range) return false;
+  if (!range.dataset.ddpmListening) {
+    range.dataset.ddpmListening = '1';
+    range.addEventListener('input', () => fn(range.value));
+  }
+  return true;
+};
+
+// Plot markers that follow the current t (explorer/plots.py names the shapes).
 // Layout shapes named "vline" (a vertical line at t) and "marker:<key>" (a circle at (t, value)) move with a
 // cheap Plotly.relayout that redraws only them: no figure is re-sent from the server.
 window.ddpmPlots = {
