@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..model import CHECKPOINT_DIR, NUM_CLASSES, CheckpointError, card_path, noise_level_embedding, sha256_file
+from .score import alpha_bar_of, eps_from_v
 
 LAB2D_CHECKPOINT_DIR = CHECKPOINT_DIR / "lab2d"
 
@@ -31,7 +32,11 @@ class PointMLPConfig:
 
 
 class PointMLP(nn.Module):
-    """ε-prediction MLP: forward(x_t, log_snr, labels) -> ε̂ of x_t's shape, (B, 2) or (B, 2, 1, 1)."""
+    """ε-prediction MLP: forward(x_t, log_snr, labels) -> ε̂ of x_t's shape, (B, 2) or (B, 2, 1, 1).
+
+    The layers predict v; ε̂ = √(1 − ᾱ) x_t + √ᾱ v̂ (``score.eps_from_v``) is exact at pure noise, so the
+    samplers' x̂_0 = (x_t − √(1 − ᾱ) ε̂) / √ᾱ does not blow up where ᾱ ≈ 0 (points are not clipped as images are).
+    """
 
     def __init__(self, config: PointMLPConfig = PointMLPConfig()):
         super().__init__()
@@ -47,10 +52,12 @@ class PointMLP(nn.Module):
     def forward(self, x: torch.Tensor, log_snr: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         b = x.shape[0]
         emb = self.noise_mlp(noise_level_embedding(log_snr, self.config.emb_dim)) + self.class_emb(labels)  # (B, H)
-        h = self.stem(x.reshape(b, self.config.dim)) + emb  # (B, H)
+        x_t = x.reshape(b, self.config.dim)  # (B, 2)
+        h = self.stem(x_t) + emb  # (B, H)
         for block in self.blocks:
             h = h + block(F.silu(h + emb))  # (B, H)
-        return self.head(h).reshape(x.shape)  # like x_t
+        alpha_bar = alpha_bar_of(log_snr.float())[:, None]  # (B, 1)
+        return eps_from_v(x_t, self.head(h), alpha_bar).reshape(x.shape)  # like x_t
 
 
 def checkpoint_path(preset: str) -> Path:

@@ -32,9 +32,18 @@ def eps_from_score(score: torch.Tensor, alpha_bar: float) -> torch.Tensor:
     return -math.sqrt(1.0 - alpha_bar) * score
 
 
-def alpha_bar_of(log_snr: float) -> float:
-    """ᾱ = sigmoid(λ): the inverse of λ = log(ᾱ / (1 − ᾱ))."""
-    return 1.0 / (1.0 + math.exp(-log_snr))
+def alpha_bar_of(log_snr: torch.Tensor) -> torch.Tensor:
+    """ᾱ = sigmoid(λ): the inverse of λ = log(ᾱ / (1 − ᾱ)) (λ = −∞ gives ᾱ = 0 exactly)."""
+    return torch.sigmoid(log_snr)
+
+
+def eps_from_v(x_t: torch.Tensor, v: torch.Tensor, alpha_bar: torch.Tensor) -> torch.Tensor:
+    """ε = √(1 − ᾱ) x_t + √ᾱ v, with v = √ᾱ ε − √(1 − ᾱ) x_0 (Salimans & Ho 2022).
+
+    An ε-network whose output passes through this is exact at pure noise (ε = x_t at ᾱ = 0) and its x̂_0 stays
+    bounded there, where a free ε̂ would be divided by √ᾱ ≈ 0 (a cosine schedule's last steps).
+    """
+    return (1 - alpha_bar).sqrt() * x_t + alpha_bar.sqrt() * v
 
 
 class ExactMixtureDenoiser:
@@ -50,7 +59,7 @@ class ExactMixtureDenoiser:
         out = torch.empty_like(x, dtype=torch.float32)  # (B, 2)
         for lam in torch.unique(log_snr):  # the samplers send one λ per call (twice the batch under guidance)
             rows = log_snr == lam
-            ab = alpha_bar_of(float(lam))
+            ab = float(alpha_bar_of(lam.double()))
             s_t = mixture.score(mixture.q_marginal(self.mix, ab), x[rows], labels[rows])  # (b, 2)
             out[rows] = eps_from_score(s_t, ab).float()
         return out
