@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -62,6 +63,12 @@ class PointMLP(nn.Module):
 
 def checkpoint_path(preset: str) -> Path:
     return LAB2D_CHECKPOINT_DIR / f"{preset}.safetensors"
+
+
+@lru_cache(maxsize=None)
+def shipped_model(preset: str) -> PointMLP:
+    """The shipped weights of a preset, loaded (and checked) once per process; shared read-only."""
+    return load_point_model(checkpoint_path(preset))[0]
 
 
 def load_point_model(path: Path | str) -> tuple[PointMLP, dict]:

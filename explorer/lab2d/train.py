@@ -97,9 +97,9 @@ def train_stream(cloud: PointCloud, cfg: TrainConfig = TrainConfig(),
             return
 
 
-def session_config(seed: int = 0) -> TrainConfig:
-    """"Train it yourself": as many steps as fit in SESSION_SECONDS on one thread."""
-    return TrainConfig(steps=100_000, seed=seed, time_limit_s=SESSION_SECONDS, report_every_s=0.75)
+def session_config(seed: int = 0, seconds: float = SESSION_SECONDS) -> TrainConfig:
+    """"Train it yourself": as many steps as fit in ``seconds`` (≤ SESSION_SECONDS) on one thread."""
+    return TrainConfig(steps=100_000, seed=seed, time_limit_s=min(seconds, SESSION_SECONDS), report_every_s=0.75)
 
 
 def train_preset(preset: str, cfg: TrainConfig) -> dict:

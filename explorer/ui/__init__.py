@@ -13,6 +13,7 @@ import torch
 
 from .compare import build_compare_tab
 from .forward import build_forward_tab
+from .lab2d import build_lab2d_tab
 from .reverse import build_reverse_tab
 
 TITLE = "DDPM Explorer"
@@ -39,6 +40,8 @@ def build_demo() -> gr.Blocks:
                 build_compare_tab(demo, forward["x0_image"], compare_tab)
             with gr.Tab("Reverse", id="reverse"):
                 build_reverse_tab(demo, forward)
+            with gr.Tab("2-D lab", id="lab2d"):
+                build_lab2d_tab(demo)
 
         def release_session(request: gr.Request):
             release_session_state(demo, request.session_hash)
