@@ -9,7 +9,7 @@ import torch
 
 from explorer.diffusion import q_sample
 from explorer.lab2d import data, metrics, mixture, sampling, score
-from explorer.lab2d.model import PointMLP, PointMLPConfig, checkpoint_path, load_point_model
+from explorer.lab2d.model import PointMLP, PointMLPConfig, load_point_model
 from explorer.lab2d.train import TrainConfig, train_stream
 from explorer.model import NULL_CLASS, CheckpointError, save_checkpoint
 from explorer.schedules import make_schedule

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import torch
@@ -65,7 +65,7 @@ def checkpoint_path(preset: str) -> Path:
     return LAB2D_CHECKPOINT_DIR / f"{preset}.safetensors"
 
 
-@lru_cache(maxsize=None)
+@cache
 def shipped_model(preset: str) -> PointMLP:
     """The shipped weights of a preset, loaded (and checked) once per process; shared read-only."""
     return load_point_model(checkpoint_path(preset))[0]

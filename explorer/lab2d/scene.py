@@ -113,7 +113,7 @@ def scene(cloud: PointCloud, s: Schedule, seed: int, denoiser=None) -> dict:
     if denoiser is not None or cloud.mixture is not None:
         ts = frame_ts(s, lowest=1)
         fields = [field_at(cloud, s, t, denoiser) for t in ts]
-        stack = lambda key: (None if getattr(fields[0], key) is None  # noqa: E731
+        stack = lambda key: (None if getattr(fields[0], key) is None
                              else b64_f32(torch.stack([getattr(f, key) for f in fields])))
         out["arrows"] = {"ts": ts, "size": ARROW_GRID, "grid": b64_f32(grid_points(ARROW_GRID)),
                          **{key: stack(key) for key in ("learned", "exact", "error")}}

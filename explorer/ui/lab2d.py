@@ -56,7 +56,7 @@ class LabData:
     n_points: int
 
     @classmethod
-    def checked(cls, preset, seed, n_points) -> "LabData":
+    def checked(cls, preset, seed, n_points) -> LabData:
         return cls(checks.one_of("data", preset, (*PRESETS, DRAWING)), checks.seed(seed),
                    checks.whole_number("The number of points", n_points, 10, MAX_SCENE_POINTS))
 
@@ -127,7 +127,7 @@ def lab2d_field_at(preset, drawing, seed, n_points, family, steps, beta_start, b
     ts = frame_ts(s, lowest=1)
     denoiser = denoiser_for(setting, drawing, source, session_model, required=False)
     f = field_at(setting.cloud(drawing), s, ts[nearest_frame(ts, t)], denoiser)
-    as_list = lambda v: None if v is None else v.tolist()  # noqa: E731
+    as_list = lambda v: None if v is None else v.tolist()
     return {"t": f.t, "grid": f.grid.tolist(), "learned": as_list(f.learned), "exact": as_list(f.exact),
             "error": as_list(f.error)}
 
@@ -202,7 +202,9 @@ def lab2d_train(preset, drawing, seed, family, steps, beta_start, beta_end, cosi
             status = (f"{'Done' if p.done else 'Training'}: step {p.step}, {p.elapsed_s:.1f} s, "
                       f"loss {p.losses[-1]:.4f}")
             model = {"key": key, "model": copy.deepcopy(p.model)} if p.done else gr.skip()
-            yield figures.loss_figure(p.losses, p.elapsed_s), figures.points_figure(samples, f"DDIM-20 at step {p.step}"), status, model
+            use_it = "session" if p.done else gr.skip()  # the views switch to the model just trained
+            yield (figures.loss_figure(p.losses, p.elapsed_s),
+                   figures.points_figure(samples, f"DDIM-20 at step {p.step}"), status, model, use_it)
 
 
 @user_errors
@@ -306,7 +308,8 @@ def build_lab2d_tab(demo: gr.Blocks) -> dict:
 
     with gr.Accordion("Reverse: every particle's way home (DDPM and DDIM from the same x_T)", open=True):
         with gr.Row():
-            particles = gr.Slider(10, MAX_PARTICLES, value=300, step=10, label="particles N")
+            particles = gr.Slider(10, MAX_PARTICLES, value=300, step=10, label="particles N",
+                                  elem_id="lab2d-particles")
             ddim_steps = gr.Slider(5, 200, value=50, step=1, label="DDIM steps")
             run_reverse = gr.Button("Run reverse", variant="primary")
         gr.HTML(_PATHS_HTML, elem_id="lab2d-paths")
@@ -341,7 +344,7 @@ def build_lab2d_tab(demo: gr.Blocks) -> dict:
     # no queue limit of its own: training_slot allows one run per session (a clear message for a second) and
     # MAX_TRAININGS on the server
     train_button.click(lab2d_train, inputs=[preset, drawing, seed, *schedule_inputs, seconds],
-                       outputs=[loss_plot, samples_plot, train_status, session_model], concurrency_limit=None,
+                       outputs=[loss_plot, samples_plot, train_status, session_model, source], concurrency_limit=None,
                        api_name="lab2d_train")
 
     with gr.Accordion("Check: what the server computes at t", open=False):
