@@ -9,7 +9,7 @@ import torch
 
 from explorer.diffusion import q_sample
 from explorer.lab2d import data, metrics, mixture, sampling, score
-from explorer.lab2d.model import PointMLP, PointMLPConfig, load_point_model
+from explorer.lab2d.model import PointMLP, PointMLPConfig, checkpoint_path, load_point_model
 from explorer.lab2d.train import TrainConfig, train_stream
 from explorer.model import NULL_CLASS, CheckpointError, save_checkpoint
 from explorer.schedules import make_schedule
@@ -295,6 +295,13 @@ def test_training_stops_at_its_time_limit():
     cfg = TrainConfig(steps=10**6, batch_size=64, time_limit_s=0.5, report_every_s=0.2)
     progress = list(train_stream(cloud, cfg, PointMLPConfig(hidden=16, blocks=1)))
     assert progress[-1].done and progress[-1].step < 10**6
+
+
+@pytest.mark.parametrize("preset", data.PRESETS)
+def test_shipped_weights_load_after_their_checksum_is_checked(preset):
+    model, card = load_point_model(checkpoint_path(preset))
+    assert card["preset"] == preset and card["weights_file"] == f"{preset}.safetensors"
+    assert not any(p.requires_grad for p in model.parameters())
 
 
 def test_tampered_weights_are_refused(tmp_path):

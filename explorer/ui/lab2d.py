@@ -36,9 +36,9 @@ DEFAULT_T_SHOWN = 200
 MAX_SCENE_POINTS = 5000  # points the page draws per frame
 MAX_PARTICLES = 1000  # reverse paths: 2 runs × ≤ 101 frames × N × 2 floats are sent to the page
 SWEEP_WS = (0.0, 1.0, 3.0, 8.0)  # guidance scales of the sweep (0 = unconditional, 1 = conditional)
-SWEEP_POINTS = 400
-SWEEP_STEPS = 50
-REFRESH_SAMPLES = 600  # samples drawn at each training refresh
+SWEEP_POINTS = 250
+SWEEP_STEPS = 25
+REFRESH_SAMPLES = 400  # samples drawn at each training refresh
 MAX_TRAININGS = 2  # "train it yourself" runs at once on the server (each holds a CPU core for ≤ 15 s)
 SOURCES = ("shipped", "session")
 SLIDER_ID = "lab2d-t"
