@@ -1,7 +1,7 @@
 """The 2-D lab tab's handlers and API: the values the page draws, the guard on training, and readable errors."""
 
 import json
-import time
+import re
 
 import gradio as gr
 import pytest
@@ -127,18 +127,16 @@ def test_session_model_trained_on_other_data_is_not_used():
     (f'["two_moons", null, 0, 500, {LINEAR_JSON}, NaN]', "whole number"),
 ])
 def test_bad_values_sent_to_the_api_get_clear_messages(app, body, message):
-    import re
-
     stream = raw_call(app, "lab2d_points_at", body)
     got = error_message(stream)
     assert got is not None and re.search(message, got), got
     assert not any(m in stream for m in TRACE_MARKERS)
 
 
-def test_a_million_points_sent_to_the_api_are_refused_in_bounded_time(app, client):
-    body = '["drawing", [' + ",".join(["[0.5, 0.25]"] * 10**6) + f'], 0, 500, {LINEAR_JSON}, 5]'
-    start = time.perf_counter()
+def test_far_too_many_points_sent_to_the_api_are_refused_and_the_server_keeps_serving(app, client):
+    """10⁵ points over HTTP (10⁶ are refused the same way, test_lab2d checks the handler's check with 10⁶; over HTTP
+    most of their ~20 s on this CPU is Gradio parsing the 12 MB body, before any handler runs)."""
+    body = '["drawing", [' + ",".join(["[0.5, 0.25]"] * 10**5) + f'], 0, 500, {LINEAR_JSON}, 5]'
     got = error_message(raw_call(app, "lab2d_points_at", body))
-    assert got is not None and "At most 20,000 points" in got
-    assert time.perf_counter() - start < 30
-    assert client.predict("ring8", None, 0, 100, *LINEAR, 5, api_name="/lab2d_points_at")["t"] == 5  # still serving
+    assert got is not None and "At most 20,000 points are accepted, got 100,000" in got
+    assert client.predict("ring8", None, 0, 100, *LINEAR, 5, api_name="/lab2d_points_at")["t"] == 5

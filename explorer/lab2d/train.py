@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -22,7 +23,7 @@ from .. import checks
 from ..model import NULL_CLASS, count_parameters, save_checkpoint
 from ..train import diffusion_loss, lr_at, sample_log_snr
 from .data import PRESETS, PointCloud, make_points
-from .model import PointMLP, PointMLPConfig, checkpoint_path
+from .model import LAB2D_CHECKPOINT_DIR, PointMLP, PointMLPConfig, checkpoint_path
 
 TRAIN_POINTS = 20_000  # x_0 drawn once per run (seed 0); held-out data for the benchmark use other seeds
 SESSION_SECONDS = 15.0  # "train it yourself" stops after this wall time
@@ -102,8 +103,8 @@ def session_config(seed: int = 0, seconds: float = SESSION_SECONDS) -> TrainConf
     return TrainConfig(steps=100_000, seed=seed, time_limit_s=min(seconds, SESSION_SECONDS), report_every_s=0.75)
 
 
-def train_preset(preset: str, cfg: TrainConfig) -> dict:
-    """Train on TRAIN_POINTS of a preset and write checkpoints/lab2d/<preset>.safetensors + card; returns the card."""
+def train_preset(preset: str, cfg: TrainConfig, out_dir: Path = LAB2D_CHECKPOINT_DIR) -> dict:
+    """Train on TRAIN_POINTS of a preset and write <out_dir>/<preset>.safetensors + card; returns the card."""
     cloud = make_points(preset, TRAIN_POINTS, seed=0)
     final = None
     for final in train_stream(cloud, cfg):
@@ -121,7 +122,7 @@ def train_preset(preset: str, cfg: TrainConfig) -> dict:
                      "command": "python -m explorer.lab2d.train " + " ".join(sys.argv[1:]),
                      "final_loss": final.losses[-1]},
     }
-    return save_checkpoint(final.model, checkpoint_path(preset), card)
+    return save_checkpoint(final.model, Path(out_dir) / checkpoint_path(preset).name, card)
 
 
 def main(argv=None) -> int:
@@ -129,6 +130,7 @@ def main(argv=None) -> int:
     parser.add_argument("--preset", default="all", help=f"one of {', '.join(PRESETS)}, or 'all'")
     parser.add_argument("--steps", type=int, default=TrainConfig.steps)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out-dir", type=Path, default=LAB2D_CHECKPOINT_DIR, help="where the weights and cards go")
     args = parser.parse_args(argv)
     try:
         presets = PRESETS if args.preset == "all" else (checks.one_of("preset", args.preset, PRESETS),)
@@ -138,7 +140,7 @@ def main(argv=None) -> int:
         return 2
     torch.set_num_threads(1)  # a 66k-parameter MLP: more threads only add overhead
     for preset in presets:
-        card = train_preset(preset, TrainConfig(steps=steps, seed=args.seed, ema_decay=0.999))
+        card = train_preset(preset, TrainConfig(steps=steps, seed=args.seed, ema_decay=0.999), args.out_dir)
         t = card["training"]
         print(f"{preset}: {t['steps_done']} steps in {t['wall_time_s']} s, final loss {t['final_loss']:.4f}, "
               f"{card['weights_bytes']:,} bytes", flush=True)

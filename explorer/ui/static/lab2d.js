@@ -43,10 +43,17 @@ window.ddpmLab2d = (() => {
     ctx.stroke();
   }
 
-  function drawDots(ctx, xs, n, labels, view, size, colourOf) {
-    for (let i = 0; i < n; i++) {
-      ctx.fillStyle = colourOf(i);
-      ctx.fillRect(toPx(xs[2 * i], view) - size / 2, toPy(xs[2 * i + 1], view) - size / 2, size, size);
+  function drawDots(ctx, xs, n, labels, view, size, colour) {
+    // one path per colour: setting fillStyle per point would dominate the frame
+    const groups = labels ? [...new Set(labels)] : [null];
+    for (const g of groups) {
+      ctx.fillStyle = g === null ? colour : CLASS_COLOURS[g % CLASS_COLOURS.length];
+      ctx.beginPath();
+      for (let i = 0; i < n; i++) {
+        if (g !== null && labels[i] !== g) continue;
+        ctx.rect(toPx(xs[2 * i], view) - size / 2, toPy(xs[2 * i + 1], view) - size / 2, size, size);
+      }
+      ctx.fill();
     }
   }
 
@@ -79,6 +86,13 @@ window.ddpmLab2d = (() => {
       this.shownT = -1;
       this.listen();
       this.show(t);
+      this.warmDensity(p, 0);
+    },
+    warmDensity(p, k) {
+      // Build every frame's density bands in idle moments after loading, so no drag pays for one.
+      if (!p.density || p !== this.scene || k >= p.density.ts.length) return;
+      this.densityImage(k);
+      setTimeout(() => this.warmDensity(p, k + 1), 0);
     },
     listen() {
       // Draw straight from the range input's own input event (no trip through Gradio's queue); the time from the
@@ -143,7 +157,7 @@ window.ddpmLab2d = (() => {
         densityT = String(p.density.ts[k]);
       }
       const xt = this.pointsAt(t), labels = p.labels;
-      drawDots(ctx, xt, p.n, labels, view, 3, labels ? (i) => CLASS_COLOURS[labels[i] % 4] : () => POINT_COLOUR);
+      drawDots(ctx, xt, p.n, labels, view, 3, POINT_COLOUR);
       if (p.arrows) {
         const A = p.arrows, k = nearest(A.ts, t), count = A.size * A.size;
         const base = A.exact || A.learned, lens = [];
@@ -243,7 +257,7 @@ window.ddpmLab2d = (() => {
           const c = document.createElement('canvas'); c.width = SIZE; c.height = SIZE;
           const ctx = c.getContext('2d');
           frame(ctx, 3);
-          drawDots(ctx, pts.subarray(2 * n * j, 2 * n * (j + 1)), n, null, 3, 5, () => CLASS_COLOURS[S.class % 4]);
+          drawDots(ctx, pts.subarray(2 * n * j, 2 * n * (j + 1)), n, null, 3, 5, CLASS_COLOURS[S.class % 4]);
           const cap = document.createElement('figcaption'); cap.textContent = 'w = ' + w;
           fig.append(c, cap);
           line.appendChild(fig);
