@@ -1,9 +1,11 @@
 """The 2-D lab tab's handlers and API: the values the page draws, the guard on training, and readable errors."""
 
+import base64
 import json
 import re
 
 import gradio as gr
+import numpy as np
 import pytest
 import torch
 from served_app import TRACE_MARKERS, error_message, raw_call
@@ -140,3 +142,15 @@ def test_far_too_many_points_sent_to_the_api_are_refused_and_the_server_keeps_se
     got = error_message(raw_call(app, "lab2d_points_at", body))
     assert got is not None and "At most 20,000 points are accepted, got 100,000" in got
     assert client.predict("ring8", None, 0, 100, *LINEAR, 5, api_name="/lab2d_points_at")["t"] == 5
+
+
+def test_zero_terminal_snr_scene_reaches_pure_noise_with_finite_arrows():
+    scene = json.loads(lab2d.lab2d_setup("ring8", None, 0, 500, "cosine", 1000, 1e-4, 0.02, 0.008, True,
+                                         "shipped", None, 1000)[0])
+    assert scene["coef"]["sqrt_alpha_bar"][-1] == 0.0 and scene["text"]["log_snr"][-1] == "−∞"
+    for key in ("learned", "exact", "error"):
+        arrows = np.frombuffer(base64.b64decode(scene["arrows"][key]), dtype="<f4")
+        assert np.isfinite(arrows).all()
+    at_T = lab2d.lab2d_points_at("ring8", None, 0, 500, "cosine", 1000, 1e-4, 0.02, 0.008, True, 1000)["points"]
+    noise = torch.randn(500, 2, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(torch.tensor(at_T), noise)  # x_T = ε exactly
