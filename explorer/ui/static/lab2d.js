@@ -11,7 +11,7 @@ window.ddpmLab2d = (() => {
   const POINT_COLOUR = '#333333';
   const RUN_COLOURS = { ddpm: '#d62728', ddim: '#1f77b4' };
   const ARROW_COLOURS = { learned: '#222222', exact: '#2ca02c', error: '#d62728' };
-  const PATH_LINES = 100;  // particles whose whole path is drawn (the others show their position only)
+  const PATH_LINES = 60;  // particles whose whole path is drawn (the others show their position only)
   const b64ToF32 = (s) => {
     const bin = atob(s), u8 = new Uint8Array(bin.length);
     for (let i = 0; i < bin.length; i++) u8[i] = bin.charCodeAt(i);
@@ -214,7 +214,7 @@ window.ddpmLab2d = (() => {
         if (!run || !checked('lab2d-run-' + name)) continue;
         const k = this.pathFrame(run, step), n = run.n, fr = run.frames, colour = RUN_COLOURS[name];
         const at = (f, i) => [toPx(fr[2 * (f * n + i)], view), toPy(fr[2 * (f * n + i) + 1], view)];
-        ctx.globalAlpha = 0.35; ctx.strokeStyle = colour; ctx.lineWidth = 1;
+        ctx.globalAlpha = name === 'ddpm' ? 0.2 : 0.6; ctx.strokeStyle = colour; ctx.lineWidth = 1;  // DDPM zigzags: fainter
         ctx.beginPath();
         for (let i = 0; i < Math.min(n, PATH_LINES); i++) {
           let [x, y] = at(0, i); ctx.moveTo(x, y);
