@@ -21,7 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 
 from explorer import data  # noqa: E402
-from explorer.ui import build_demo  # noqa: E402
+from explorer.ui import build_demo, launch_settings  # noqa: E402
+from explorer.ui.controls import ScheduleControls  # noqa: E402
 from explorer.ui.forward import render_forward  # noqa: E402
 
 PHOTO = str(data.ASSETS_DIR / "astronaut.png")
@@ -52,11 +53,11 @@ def percentile(values, q):
 def bench_handler(repeats: int = 50) -> None:
     build_demo()  # the app's process settings (one torch thread per request) apply
     for _ in range(3):
-        render_forward(PHOTO, *LINEAR, 0, 500)  # warm caches
+        render_forward(PHOTO, ScheduleControls.parse(*LINEAR), 0, 500)  # warm caches
     times = []
     for i in range(repeats):
         start = time.perf_counter()
-        render_forward(PHOTO, *LINEAR, 0, 10 + 19 * i)
+        render_forward(PHOTO, ScheduleControls.parse(*LINEAR), 0, 10 + 19 * i)
         times.append((time.perf_counter() - start) * 1000)
     print(f"(a) server handler render_forward, 256×256 RGB: median {statistics.median(times):.2f} ms, "
           f"p95 {percentile(times, 95):.2f} ms over {repeats} calls (x_t + PNG-ready PIL image; gradio's "
@@ -70,7 +71,7 @@ def bench_browser(moves: int) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
+    demo.queue().launch(**launch_settings(prevent_thread_lock=True, server_port=port, quiet=True))
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)

@@ -29,14 +29,21 @@ import torch  # noqa: E402
 from gradio_client import Client  # noqa: E402
 
 from explorer import trajectory as tr  # noqa: E402
-from explorer.ui import build_demo  # noqa: E402
-from explorer.ui.reverse import DEFAULT_MODEL, ReverseHandlers  # noqa: E402
+from explorer.model import DEFAULT_MODEL  # noqa: E402
+from explorer.runs import RunSettings  # noqa: E402
+from explorer.ui import build_demo, launch_settings  # noqa: E402
+from explorer.ui.controls import ScheduleControls  # noqa: E402
+from explorer.ui.reverse import frame_view, sample_frames  # noqa: E402
 
 LINEAR = ["linear", 1000, 1e-4, 0.02, 0.008, False]
 
 
 def run_args(guidance: float, sampler="ddim", steps=50, n=16, seed=0):
     return [*LINEAR, sampler, steps, 0.0, "trailing", "mixed", guidance, seed, n]
+
+
+def run_settings(guidance: float, sampler="ddim", steps=50, n=16, seed=0) -> RunSettings:
+    return RunSettings(ScheduleControls.parse(*LINEAR), sampler, steps, 0.0, "trailing", "mixed", guidance, seed, n)
 
 
 def pct(values, q):
@@ -51,11 +58,11 @@ def summary(name, values_ms, target=None):
     print(line)
 
 
-def bench_in_process(h: ReverseHandlers, guidance: float, runs: int):
+def bench_in_process(guidance: float, runs: int):
     first, total = [], []
     for i in range(runs):
         start = time.perf_counter()
-        gen = h.sample(*run_args(guidance, seed=i), progress=lambda *a, **k: None)
+        gen = sample_frames(DEFAULT_MODEL, run_settings(guidance, seed=i))
         next(gen)
         first.append((time.perf_counter() - start) * 1000)
         for out in gen:
@@ -135,13 +142,13 @@ def bench_browser(url: str, runs: int):
     summary("(b) Chromium: click Sample -> 'Done' (all frames shown)", total, 1500)
 
 
-def bench_scrub(h: ReverseHandlers, traj: tr.Trajectory, client: Client, scrubs: int):
+def bench_scrub(traj: tr.Trajectory, client: Client, scrubs: int):
     rng = np.random.default_rng(0)
     frames = rng.integers(0, traj.num_frames, scrubs).tolist()
     handler = []
     for k in frames:
         start = time.perf_counter()
-        h.view(traj, k)
+        frame_view(traj, k)
         handler.append((time.perf_counter() - start) * 1000)
     summary("(c) scrub handler (index uint8 frames, 3 inline PNGs, numbers)", handler, 15)
 
@@ -166,23 +173,22 @@ def main():
     print(f"torch threads: {torch.get_num_threads()}")
     model, card = DEFAULT_MODEL.get()
     print(f"checkpoint: {card.get('parameters'):,} parameters, {card.get('training', {}).get('steps_done')} steps")
-    h = ReverseHandlers(DEFAULT_MODEL)
-    h.sample(*run_args(1.0, steps=2, n=16), progress=lambda *a, **k: None).__next__()  # warm up
+    next(sample_frames(DEFAULT_MODEL, run_settings(1.0, steps=2, n=16)))  # warm up
 
-    traj = bench_in_process(h, a.guidance, a.runs)
+    traj = bench_in_process(a.guidance, a.runs)
     if a.guidance == 1.0:
-        bench_in_process(h, 3.0, max(2, a.runs // 2))
+        bench_in_process(3.0, max(2, a.runs // 2))
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port)
+    demo.queue().launch(**launch_settings(prevent_thread_lock=True, server_port=port))
     try:
         client = Client(demo.local_url, verbose=False)
         bench_app(client, a.guidance, a.runs)
         if a.guidance == 1.0:
             bench_browser(demo.local_url, a.runs)
-        bench_scrub(h, traj, client, a.scrubs)
+        bench_scrub(traj, client, a.scrubs)
     finally:
         demo.close()
 

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from . import checks
 from .diffusion import X0_RANGE
 
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
@@ -181,18 +182,22 @@ def image_to_tensor(im: Image.Image) -> torch.Tensor:
     return torch.from_numpy(arr / 255.0 * (hi - lo) + lo).unsqueeze(0)  # (1, C, H, W)
 
 
-def tensor_to_uint8(x: torch.Tensor) -> np.ndarray:
-    """A (1, C, H, W) or (C, H, W) tensor in [-1, 1] -> uint8 array (H, W) or (H, W, 3).
+def to_uint8(x: torch.Tensor, value_range: float = 1.0) -> np.ndarray:
+    """Values in [-value_range, value_range] -> uint8 0..255, same shape: clip, scale, round half to even in float32.
 
-    Values outside [-1, 1] (x_t is Gaussian) are clipped; rounding is half-to-even in float32.
-    The browser's JavaScript repeats exactly these float32 steps, so both give identical pixels.
+    The one pixel mapping of the app (x_t, x̂_0 over [-1, 1]; ε̂ over a wider range). The browser's
+    JavaScript repeats exactly these float32 steps, so both give identical pixels.
     """
     x = x.detach().to(torch.float32)
-    if x.ndim == 4:
-        x = x[0]
+    if value_range != 1.0:
+        x = x / value_range
     lo, hi = X0_RANGE
-    u = ((x.clamp(lo, hi) - lo) * (255.0 / (hi - lo))).round().to(torch.uint8)  # (C, H, W)
-    arr = u.numpy()
+    return ((x.clamp(lo, hi) - lo) * (255.0 / (hi - lo))).round().to(torch.uint8).numpy()
+
+
+def tensor_to_uint8(x: torch.Tensor) -> np.ndarray:
+    """One image, a (1, C, H, W) or (C, H, W) tensor in [-1, 1] -> uint8 array (H, W) or (H, W, 3) (see to_uint8)."""
+    arr = to_uint8(x[0] if x.ndim == 4 else x)  # (C, H, W)
     return arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0)
 
 
@@ -207,11 +212,4 @@ def fixed_noise(seed, shape) -> torch.Tensor:
 
     The cached tensor is shared; treat it as read-only.
     """
-    if isinstance(seed, bool) or not isinstance(seed, (int, float, np.integer, np.floating)):
-        raise ImageInputError(f"The seed must be a whole number, got {seed!r}.")
-    # a huge int (the API rounds 1e308 to one) has no float: compare it directly, before any isfinite
-    if not isinstance(seed, (int, np.integer)) and (not np.isfinite(seed) or seed != int(seed)):
-        raise ImageInputError(f"The seed must be a whole number between 0 and 2^63 - 1, got {seed!r}.")
-    if not 0 <= seed < 2**63:
-        raise ImageInputError(f"The seed must be a whole number between 0 and 2^63 - 1, got {seed!r}.")
-    return _noise(int(seed), tuple(int(n) for n in shape))
+    return _noise(checks.seed(seed), tuple(int(n) for n in shape))

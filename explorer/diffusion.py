@@ -11,14 +11,35 @@ Notation (Ho et al. 2020):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
 import torch
 
+from . import checks
 from .schedules import Schedule
 
 X0_RANGE = (-1.0, 1.0)  # images live in [-1, 1]; x̂_0 is clipped to this range
+
+
+@dataclass(frozen=True)
+class StepOutput:
+    """What one reverse step computed, as diffusers' ``SchedulerOutput``: x_{t-1} and the x̂_0 and ε it used.
+
+    ``x0_hat`` is clipped when the step clipped it; ``eps`` is the ε in the update (DDIM with
+    ``use_clipped_model_output`` re-derives it from the clipped x̂_0, so it may differ from the model's).
+    """
+
+    x_prev: torch.Tensor  # (B, C, H, W)
+    x0_hat: torch.Tensor  # (B, C, H, W)
+    eps: torch.Tensor  # (B, C, H, W)
+
+
+def _x0_hat(x_t: torch.Tensor, t, eps: torch.Tensor, s: Schedule, clip_x0: bool) -> torch.Tensor:
+    """x̂_0 = (x_t - sqrt(1 - alpha_bar_t) ε) / sqrt(alpha_bar_t), clipped to X0_RANGE if ``clip_x0``."""
+    x0_hat = predict_x0(x_t, t, eps, s)
+    return x0_hat.clamp(*X0_RANGE) if clip_x0 else x0_hat
 
 
 def _coef(values: np.ndarray, t, like: torch.Tensor) -> torch.Tensor:
@@ -89,9 +110,17 @@ def predict_eps(x_t: torch.Tensor, t, x0: torch.Tensor, s: Schedule) -> torch.Te
     return (x_t - _coef(s.sqrt_alpha_bars, t, x_t) * x0) / _coef(s.sqrt_one_minus_alpha_bars, t, x_t)
 
 
+def classifier_free_guidance(eps_uncond: torch.Tensor, eps_cond: torch.Tensor, w: float) -> torch.Tensor:
+    """Classifier-free guidance (Ho & Salimans 2022): ε̂ = ε̂_uncond + w · (ε̂_cond − ε̂_uncond).
+
+    w = 0 is the unconditional model, w = 1 the conditional one, w > 1 pushes past it.
+    """
+    return eps_uncond + w * (eps_cond - eps_uncond)
+
+
 def ddpm_step(
     x_t: torch.Tensor, t, eps: torch.Tensor, s: Schedule, noise: torch.Tensor | None, clip_x0: bool = True
-) -> torch.Tensor:
+) -> StepOutput:
     """One ancestral step x_t -> x_{t-1} ~ p(x_{t-1} | x_t) (Ho et al. Alg. 2), variance beta-tilde_t.
 
     1. x̂_0 from the predicted noise (clipped to [-1, 1] if ``clip_x0``)
@@ -99,17 +128,15 @@ def ddpm_step(
     3. x_{t-1} = mean + sqrt(var) · z, with no noise added at t = 1
     """
     # 1. predicted clean image
-    x0_hat = predict_x0(x_t, t, eps, s)
-    if clip_x0:
-        x0_hat = x0_hat.clamp(*X0_RANGE)
+    x0_hat = _x0_hat(x_t, t, eps, s, clip_x0)
     # 2. posterior q(x_{t-1} | x_t, x̂_0)
     mean, var = q_posterior(x_t, x0_hat, t, s)
     # 3. add noise except on the last step (t = 1 -> x_0)
     if noise is None:
-        return mean
+        return StepOutput(mean, x0_hat, eps)
     ts = t if isinstance(t, torch.Tensor) else torch.tensor(t)
     nonzero = (ts > 1).to(x_t.dtype).reshape(-1, *([1] * (x_t.ndim - 1))) if ts.ndim else (ts > 1).to(x_t.dtype)
-    return mean + nonzero * var.sqrt() * noise
+    return StepOutput(mean + nonzero * var.sqrt() * noise, x0_hat, eps)
 
 
 def ddim_sigma(t, t_prev, s: Schedule, eta: float) -> float:
@@ -134,7 +161,7 @@ def ddim_step(
     noise: torch.Tensor | None = None,
     clip_x0: bool = True,
     use_clipped_model_output: bool = False,
-) -> torch.Tensor:
+) -> StepOutput:
     """One DDIM step x_t -> x_{t_prev} (Song et al. 2021, eq. 12), as diffusers' DDIMScheduler.step.
 
     x_{t_prev} = sqrt(ab_prev) x̂_0 + sqrt(1 - ab_prev - sigma²) ε + sigma z
@@ -148,14 +175,11 @@ def ddim_step(
     ts, ts_prev = (np.asarray(v.cpu().numpy() if isinstance(v, torch.Tensor) else v) for v in (t, t_prev))
     if np.any(ts_prev < 0) or np.any(ts_prev >= ts):
         raise ValueError(f"t_prev must lie in [0, t), got t={t}, t_prev={t_prev}.")
-    if not 0.0 <= eta <= 1.0:
-        raise ValueError(f"eta must lie in [0, 1], got {eta}.")
+    eta = checks.finite_number("eta", eta, 0.0, 1.0)
     # 1. predicted clean image
-    x0_hat = predict_x0(x_t, t, eps, s)
-    if clip_x0:
-        x0_hat = x0_hat.clamp(*X0_RANGE)
-        if use_clipped_model_output:
-            eps = predict_eps(x_t, t, x0_hat, s)
+    x0_hat = _x0_hat(x_t, t, eps, s, clip_x0)
+    if clip_x0 and use_clipped_model_output:
+        eps = predict_eps(x_t, t, x0_hat, s)
     # 2. sigma_t(eta) and the direction pointing to x_t
     sigma = _ddim_sigmas(ts, ts_prev, s, eta)  # scalar or (B,)
     ab_prev = s.alpha_bars[ts_prev]
@@ -168,4 +192,4 @@ def ddim_step(
         if noise is None:
             raise ValueError("ddim_step with eta > 0 needs a noise tensor.")
         x_prev = x_prev + sigma_t * noise
-    return x_prev
+    return StepOutput(x_prev, x0_hat, eps)

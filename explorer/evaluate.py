@@ -27,6 +27,7 @@ from .model import DEFAULT_CHECKPOINT, CheckpointError, card_path, load_pretrain
 from .samplers import PRECISIONS, bf16_is_fast, model_eps_fn, sample
 from .schedules import make_schedule
 
+REPO = Path(__file__).resolve().parent.parent
 CLASSIFIER_SEED = 0
 EVAL_SCHEDULES = ("linear", "cosine")
 EVAL_SAMPLERS = {"ddim50": dict(sampler="ddim", steps=50), "ddpm1000": dict(sampler="ddpm")}
@@ -131,20 +132,29 @@ def generate(model, schedule_name: str, labels: torch.Tensor, guidance: float, s
     return torch.cat(out).clamp(-1, 1)
 
 
+def repo_relative(path: Path) -> str:
+    """The path as the model card records it: relative to the repository when inside it (no machine's layout)."""
+    resolved = Path(path).resolve()
+    return str(resolved.relative_to(REPO)) if resolved.is_relative_to(REPO) else resolved.name
+
+
 def evaluate(checkpoint: Path, n_ddim: int, n_ddpm: int, seed: int, guidance=EVAL_GUIDANCE, progress=True,
-             classifier_epochs: int = 12, precision: str = "auto") -> dict:
+             classifier_epochs: int = 12, precision: str = "auto", train_subset: int | None = None) -> dict:
+    """The figures of the module docstring; ``train_subset`` limits the training digits used (classifier,
+    near-copy search) to the first N, for quick checks of the pipeline (the card's figures use all)."""
     t0 = time.perf_counter()
     model, card = load_pretrained(checkpoint)
     split = load_mnist_split()
-    clf = train_classifier(split.train_x, split.train_y, epochs=classifier_epochs)
+    train_x, train_y = split.train_x[:train_subset], split.train_y[:train_subset]
+    clf = train_classifier(train_x, train_y, epochs=classifier_epochs)
     test_pred, test_feat = classify(clf, split.test_x)
     test_labels = split.test_y.numpy()
     real_spread = same_class_spread(split.test_x, test_labels)
-    held_out_nn = nearest_train_distance(split.test_x, split.train_x)
+    held_out_nn = nearest_train_distance(split.test_x, train_x)
     copy_threshold = float(held_out_nn.min())
 
     result = {
-        "checkpoint": str(checkpoint),
+        "checkpoint": repo_relative(checkpoint),
         "weights_sha256": card.get("weights_sha256"),
         "classifier_accuracy_held_out": float((test_pred == test_labels).mean()),
         "held_out_same_class_spread": real_spread,
@@ -163,7 +173,7 @@ def evaluate(checkpoint: Path, n_ddim: int, n_ddpm: int, seed: int, guidance=EVA
                 t = time.perf_counter()
                 x = generate(model, sched_name, labels, w, seed, precision=precision, **kwargs)
                 pred, feat = classify(clf, x)
-                nn_d = nearest_train_distance(x, split.train_x)
+                nn_d = nearest_train_distance(x, train_x)
                 key = f"{sched_name}/{sampler_name}/w={w:g}"
                 result["configs"][key] = {
                     "agreement": float((pred == labels.numpy()).mean()),
@@ -187,6 +197,8 @@ def main(argv=None) -> None:
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--precision", choices=PRECISIONS, default="auto", help="network arithmetic (see sample.py)")
     p.add_argument("--classifier-epochs", type=int, default=12, help="epochs of the evaluation classifier")
+    p.add_argument("--train-subset", type=int, default=None,
+                   help="use only the first N training digits (a quick check; the card's figures use all)")
     p.add_argument("--update-card", action="store_true", help="write the figures into the model card")
     a = p.parse_args(argv)
     if a.n_ddim < 0 or a.n_ddpm < 0 or a.n_ddim + a.n_ddpm == 0:
@@ -197,9 +209,11 @@ def main(argv=None) -> None:
         p.error("--guidance takes comma-separated numbers, e.g. 0,1,3")
     if a.classifier_epochs < 1:
         p.error("--classifier-epochs must be at least 1")
+    if a.train_subset is not None and a.train_subset < 10:
+        p.error("--train-subset must be at least 10 digits")
     try:
         result = evaluate(a.checkpoint, a.n_ddim, a.n_ddpm, a.seed, guidance, classifier_epochs=a.classifier_epochs,
-                          precision=a.precision)
+                          precision=a.precision, train_subset=a.train_subset)
     except CheckpointError as exc:
         p.error(str(exc))
     print(json.dumps(result, indent=2))

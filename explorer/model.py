@@ -17,13 +17,15 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .diffusion import classifier_free_guidance
 
 NUM_CLASSES = 10
 NULL_CLASS = NUM_CLASSES  # the "no label" token used for unconditional / guided sampling
@@ -162,7 +164,7 @@ def count_parameters(model: nn.Module) -> int:
 def guided_eps(
     model: UNet, x: torch.Tensor, log_snr: torch.Tensor, labels: torch.Tensor, guidance: float
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-    """Classifier-free guidance: ε = ε_uncond + w · (ε_cond − ε_uncond).
+    """ε̂ of the model under classifier-free guidance (:func:`explorer.diffusion.classifier_free_guidance`).
 
     ``labels`` may hold ``NULL_CLASS`` (unconditional rows). w = 0 is the
     unconditional model and w = 1 (or all rows unconditional) plain conditional
@@ -178,7 +180,7 @@ def guided_eps(
     null = torch.full_like(labels, NULL_CLASS)
     eps_both = model(torch.cat([x, x]), torch.cat([log_snr, log_snr]), torch.cat([labels, null]))  # (2B, 1, H, W)
     eps_cond, eps_uncond = eps_both[:b], eps_both[b:]
-    return eps_uncond + guidance * (eps_cond - eps_uncond), eps_cond, eps_uncond
+    return classifier_free_guidance(eps_uncond, eps_cond, guidance), eps_cond, eps_uncond
 
 
 # --- checkpoints -------------------------------------------------------------------------------
@@ -261,8 +263,23 @@ def load_pretrained(path: Path | str = DEFAULT_CHECKPOINT, verify: bool = True) 
     return model, card
 
 
-def log_snr_of(alpha_bar: np.ndarray | float) -> np.ndarray:
-    """λ = log(ᾱ / (1 − ᾱ)), the model's conditioning; ±inf at ᾱ ∈ {0, 1} (clamped inside the model)."""
-    ab = np.asarray(alpha_bar, dtype=np.float64)
-    with np.errstate(divide="ignore"):
-        return np.log(ab) - np.log1p(-ab)
+class ModelProvider:
+    """Loads a checkpoint lazily, once per process (thread-safe); a missing checkpoint is retried on the next call.
+
+    The app holds one for the shipped weights; tests pass a loader that returns a tiny random model.
+    """
+
+    def __init__(self, loader=None):
+        self._loader = loader or (lambda: load_pretrained(DEFAULT_CHECKPOINT))
+        self._lock = threading.Lock()
+        self._loaded = None  # (model, card)
+
+    def get(self) -> tuple[UNet, dict]:
+        """(model, card), or CheckpointError with a message that says what to do."""
+        with self._lock:
+            if self._loaded is None:
+                self._loaded = self._loader()
+            return self._loaded
+
+
+DEFAULT_MODEL = ModelProvider()

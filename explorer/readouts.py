@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 
+from . import checks
 from .schedules import Schedule
 
 # Keys of the per-timestep numbers, in display order, with their symbols.
@@ -53,13 +54,7 @@ def latex_number(v: float, digits: int = 5) -> str:
 
 def check_timestep(s: Schedule, t) -> int:
     """t as an int in [0, T], or ValueError with a readable message."""
-    if isinstance(t, bool) or not isinstance(t, (int, float, np.integer, np.floating)):
-        raise ValueError(f"The timestep t must be a whole number, got {t!r}.")
-    if not math.isfinite(t) or t != int(t):
-        raise ValueError(f"The timestep t must be a whole number, got {t!r}.")
-    if not 0 <= int(t) <= s.T:
-        raise ValueError(f"The timestep t must lie between 0 and T = {s.T}, got {int(t)}.")
-    return int(t)
+    return checks.whole_number(f"The timestep t (T = {s.T})", t, 0, s.T)
 
 
 def timestep_numbers(s: Schedule, t) -> dict[str, float]:
@@ -163,8 +158,4 @@ def diagnostics_row(label: str, s: Schedule) -> list[str]:
 
 def timestep_at_fraction(s: Schedule, fraction) -> int:
     """The timestep t = round(fraction · T) of this schedule: how one shared control drives schedules of different T."""
-    if isinstance(fraction, bool) or not isinstance(fraction, (int, float, np.integer, np.floating)):
-        raise ValueError(f"The fraction t/T must be a number, got {fraction!r}.")
-    if not math.isfinite(fraction) or not 0.0 <= fraction <= 1.0:
-        raise ValueError(f"The fraction t/T must lie between 0 and 1, got {fraction}.")
-    return int(round(float(fraction) * s.T))
+    return int(round(checks.finite_number("The fraction t/T", fraction, 0.0, 1.0) * s.T))

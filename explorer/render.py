@@ -1,4 +1,4 @@
-"""Tensors and arrays -> PIL images: upscaling, labelled strips, grids.
+"""Tensors and arrays -> PIL images: upscaling, labelled strips, grids of uint8 frames.
 
 Small, generic helpers; images in [-1, 1] are converted with
 :func:`explorer.data.tensor_to_uint8` (one source of truth for the pixel mapping).
@@ -6,6 +6,7 @@ Small, generic helpers; images in [-1, 1] are converted with
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -17,6 +18,7 @@ from .data import tensor_to_uint8
 DISPLAY_SIDE = 224  # small images are upscaled (nearest neighbour) to at least this longest side
 LABEL_HEIGHT = 14
 BACKGROUND = 255  # white gaps and label bands
+GRID_GAP = 2
 
 
 def to_pil(x) -> Image.Image:
@@ -89,9 +91,21 @@ def stack(images: Sequence[Image.Image], gap: int = 6) -> Image.Image:
     return out
 
 
-def grid(images: Sequence, ncols: int, gap: int = 2, min_side: int = 28) -> Image.Image:
-    """Images in rows of ``ncols``."""
+def grid_columns(n: int) -> int:
+    """Columns of a near-square grid of n images (16 -> 4, 2 -> 2, 5 -> 3)."""
+    return max(1, math.ceil(math.sqrt(n)))
+
+
+def tile(frames: np.ndarray, ncols: int | None = None, gap: int = GRID_GAP, min_side: int = DISPLAY_SIDE) -> np.ndarray:
+    """(B, H, W) uint8 -> one (rows·H, cols·W) uint8 grid with white gaps, upscaled (nearest) to >= min_side."""
+    b, h, w = frames.shape
+    ncols = ncols or grid_columns(b)
     if ncols < 1:
-        raise ValueError(f"grid needs ncols >= 1, got {ncols}.")
-    rows = [strip(images[i : i + ncols], gap=gap, min_side=min_side) for i in range(0, len(images), ncols)]
-    return stack(rows, gap=gap)
+        raise ValueError(f"A grid needs at least one column, got {ncols}.")
+    nrows = -(-b // ncols)
+    out = np.full((nrows * (h + gap) - gap, ncols * (w + gap) - gap), BACKGROUND, dtype=np.uint8)
+    for i in range(b):
+        r, c = divmod(i, ncols)
+        out[r * (h + gap): r * (h + gap) + h, c * (w + gap): c * (w + gap) + w] = frames[i]
+    k = upscale_factor((out.shape[1], out.shape[0]), min_side)
+    return out if k == 1 else out.repeat(k, axis=0).repeat(k, axis=1)

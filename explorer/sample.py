@@ -16,7 +16,9 @@ import numpy as np
 import torch
 
 from .model import DEFAULT_CHECKPOINT, NULL_CLASS, CheckpointError, load_pretrained
-from .render import grid
+from . import checks
+from .data import to_uint8
+from .render import tile, to_pil
 from .samplers import DEFAULT_SPACING, PRECISIONS, SAMPLERS, SPACINGS, model_eps_fn, sample
 from .schedules import DEFAULT_T, SCHEDULE_NAMES, make_schedule
 
@@ -55,13 +57,11 @@ def main(argv=None) -> None:
     p = build_parser()
     a = p.parse_args(argv)
     count = a.n * 10 if a.label == "all" else a.n
-    if a.n < 1 or count > MAX_SAMPLES:
-        p.error(f"--n must give between 1 and {MAX_SAMPLES} samples in all")
-    if not (math.isfinite(a.guidance) and -20 <= a.guidance <= 20):
-        p.error("--guidance must be a number in [-20, 20]")
     if a.out.suffix.lower() != ".png":
         p.error("--out must be a .png file")
     try:
+        checks.whole_number("--n (samples in all)", count, 1, MAX_SAMPLES)
+        checks.finite_number("--guidance", a.guidance, -20.0, 20.0)
         s = make_schedule(a.schedule, a.T)
         model, _ = load_pretrained(a.checkpoint)
     except (ValueError, CheckpointError) as exc:
@@ -80,7 +80,7 @@ def main(argv=None) -> None:
     images = ((x.clamp(-1, 1) + 1) / 2).squeeze(1)  # (count, 28, 28) in [0, 1]
     ncols = a.n if a.label == "all" else math.ceil(math.sqrt(count))
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    grid(list(x.clamp(-1, 1)), ncols=ncols).save(a.out)
+    to_pil(tile(to_uint8(x)[:, 0], ncols, min_side=1)).save(a.out)
     if a.npy:
         np.save(a.npy, images.numpy().astype(np.float32))
     print(f"wrote {count} samples to {a.out}" + (f" and {a.npy}" if a.npy else ""), file=sys.stderr)

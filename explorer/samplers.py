@@ -22,7 +22,8 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from .diffusion import ddim_sigma, ddim_step, ddpm_step, predict_x0
+from . import checks
+from .diffusion import ddim_sigma, ddim_step, ddpm_step
 from .schedules import Schedule
 
 SAMPLERS = ("ddpm", "ddim")
@@ -42,7 +43,7 @@ class StepRecord:
     t: int
     t_prev: int
     x_t: torch.Tensor  # (B, C, H, W) before the step
-    eps: torch.Tensor  # the (guided) predicted noise ε̂
+    eps: torch.Tensor  # the ε̂ the step used: the (guided) model output; DDIM re-derives it from the clipped x̂_0
     x0_hat: torch.Tensor  # predicted clean image (clipped to [-1, 1])
     x_prev: torch.Tensor  # after the step
     alpha_bar_t: float
@@ -71,9 +72,8 @@ def ddim_timesteps(t_start: int, steps: int, spacing: str = DEFAULT_SPACING) -> 
     linspace(0, T−1, S); ``leading`` takes multiples of T // S; ``trailing``
     counts down from T in steps of T / S. The step after the last is t = 0.
     """
-    if spacing not in SPACINGS:
-        raise ValueError(f"Unknown timestep spacing {spacing!r}; choose one of: {', '.join(SPACINGS)}.")
-    _check_steps(steps, t_start)
+    checks.one_of("timestep spacing", spacing, SPACINGS)
+    steps = _check_steps(steps, t_start)
     if spacing == "linspace":
         tau = np.linspace(0, t_start - 1, steps).round()[::-1]
     elif spacing == "leading":
@@ -83,9 +83,8 @@ def ddim_timesteps(t_start: int, steps: int, spacing: str = DEFAULT_SPACING) -> 
     return [int(x) + 1 for x in tau]
 
 
-def _check_steps(steps, t_max: int) -> None:
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not 1 <= steps <= t_max:
-        raise ValueError(f"The number of steps must be a whole number from 1 to {t_max}, got {steps!r}.")
+def _check_steps(steps, t_max: int) -> int:
+    return checks.whole_number("The number of steps", steps, 1, t_max)
 
 
 def ddpm_loop(eps_fn: EpsFn, s: Schedule, x_start: torch.Tensor, generator: torch.Generator,
@@ -93,26 +92,24 @@ def ddpm_loop(eps_fn: EpsFn, s: Schedule, x_start: torch.Tensor, generator: torc
     """Ancestral sampling (Ho et al. Alg. 2) over every t = t_start..1 with variance β̃_t."""
     s = sampling_schedule(s)
     t_start = s.T if t_start is None else t_start
-    _check_steps(t_start, s.T)
+    t_start = _check_steps(t_start, s.T)
     x = x_start
     for i, t in enumerate(range(t_start, 0, -1)):
-        # 1. predict the noise and the clean image
+        # 1. predict the noise
         eps = eps_fn(x, t)
-        x0_hat = predict_x0(x, t, eps, s)
-        if clip_x0:
-            x0_hat = x0_hat.clamp(-1.0, 1.0)
-        # 2. posterior q(x_{t-1} | x_t, x̂_0), sample it (no noise at t = 1)
+        # 2. x̂_0, the posterior q(x_{t-1} | x_t, x̂_0) and a sample of it (no noise at t = 1)
         noise = torch.randn(x.shape, generator=generator, dtype=x.dtype) if t > 1 else None
-        x_prev = ddpm_step(x, t, eps, s, noise, clip_x0=clip_x0)
+        step = ddpm_step(x, t, eps, s, noise, clip_x0=clip_x0)
         var = float(s.posterior_variance[t])
         yield StepRecord(
-            index=i, num_steps=t_start, t=t, t_prev=t - 1, x_t=x, eps=eps, x0_hat=x0_hat, x_prev=x_prev,
+            index=i, num_steps=t_start, t=t, t_prev=t - 1, x_t=x, eps=step.eps, x0_hat=step.x0_hat,
+            x_prev=step.x_prev,
             alpha_bar_t=float(s.alpha_bars[t]), alpha_bar_prev=float(s.alpha_bars[t - 1]),
             sigma=var**0.5 if t > 1 else 0.0, log_snr=float(s.log_snr[t]), posterior_var=var,
             posterior_coef_x0=float(s.posterior_mean_coef_x0[t]),
             posterior_coef_xt=float(s.posterior_mean_coef_xt[t]),
         )
-        x = x_prev
+        x = step.x_prev
 
 
 def ddim_loop(eps_fn: EpsFn, s: Schedule, x_start: torch.Tensor, generator: torch.Generator, steps: int = 50,
@@ -120,35 +117,29 @@ def ddim_loop(eps_fn: EpsFn, s: Schedule, x_start: torch.Tensor, generator: torc
               clip_x0: bool = True) -> Iterator[StepRecord]:
     """DDIM (Song et al. 2021) over ``steps`` timesteps; η = 0 deterministic, η = 1 DDPM-like noise."""
     s = sampling_schedule(s)
-    if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not 0.0 <= eta <= 1.0:
-        raise ValueError(f"eta must be a number in [0, 1], got {eta!r}.")
+    eta = checks.finite_number("eta", eta, 0.0, 1.0)
     ts = ddim_timesteps(s.T if t_start is None else t_start, steps, spacing)
     x = x_start
     for i, (t, t_prev) in enumerate(zip(ts, ts[1:] + [0])):
         eps = eps_fn(x, t)
-        x0_hat = predict_x0(x, t, eps, s)
-        if clip_x0:
-            x0_hat = x0_hat.clamp(-1.0, 1.0)
         noise = torch.randn(x.shape, generator=generator, dtype=x.dtype) if eta > 0 else None
         # ε re-derived from the clipped x̂_0 (improved-diffusion's DDIM), so guidance cannot push x off the data range
-        x_prev = ddim_step(x, t, t_prev, eps, s, eta=eta, noise=noise, clip_x0=clip_x0, use_clipped_model_output=True)
+        step = ddim_step(x, t, t_prev, eps, s, eta=eta, noise=noise, clip_x0=clip_x0, use_clipped_model_output=True)
         yield StepRecord(
-            index=i, num_steps=len(ts), t=t, t_prev=t_prev, x_t=x, eps=eps, x0_hat=x0_hat, x_prev=x_prev,
-            alpha_bar_t=float(s.alpha_bars[t]), alpha_bar_prev=float(s.alpha_bars[t_prev]),
+            index=i, num_steps=len(ts), t=t, t_prev=t_prev, x_t=x, eps=step.eps, x0_hat=step.x0_hat,
+            x_prev=step.x_prev, alpha_bar_t=float(s.alpha_bars[t]), alpha_bar_prev=float(s.alpha_bars[t_prev]),
             sigma=ddim_sigma(t, t_prev, s, eta), log_snr=float(s.log_snr[t]),
         )
-        x = x_prev
+        x = step.x_prev
 
 
 def reverse_loop(eps_fn: EpsFn, s: Schedule, x_start: torch.Tensor, generator: torch.Generator,
                  sampler: str = "ddim", steps: int = 50, eta: float = 0.0, spacing: str = DEFAULT_SPACING,
                  t_start: int | None = None) -> Iterator[StepRecord]:
     """Dispatch on the sampler name ('ddpm' ignores steps, eta and spacing)."""
-    if sampler == "ddpm":
+    if checks.one_of("sampler", sampler, SAMPLERS) == "ddpm":
         return ddpm_loop(eps_fn, s, x_start, generator, t_start=t_start)
-    if sampler == "ddim":
-        return ddim_loop(eps_fn, s, x_start, generator, steps=steps, eta=eta, spacing=spacing, t_start=t_start)
-    raise ValueError(f"Unknown sampler {sampler!r}; choose one of: {', '.join(SAMPLERS)}.")
+    return ddim_loop(eps_fn, s, x_start, generator, steps=steps, eta=eta, spacing=spacing, t_start=t_start)
 
 
 def sample(eps_fn: EpsFn, s: Schedule, shape: tuple[int, ...], seed: int = 0, **kwargs) -> torch.Tensor:
@@ -182,8 +173,7 @@ def model_eps_fn(model, s: Schedule, labels: torch.Tensor, guidance: float = 0.0
     """
     from .model import guided_eps
 
-    if precision not in PRECISIONS:
-        raise ValueError(f"Unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}.")
+    checks.one_of("precision", precision, PRECISIONS)
     use_bf16 = precision == "bf16" or (precision == "auto" and bf16_is_fast())
     s = sampling_schedule(s)  # finite λ_T under zero terminal SNR
 

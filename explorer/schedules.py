@@ -34,6 +34,8 @@ from types import MappingProxyType
 
 import numpy as np
 
+from . import checks
+
 SCHEDULE_NAMES = ("linear", "scaled_linear", "cosine", "sigmoid")
 
 # Defaults per family: one source of truth for the UI, the CLIs and the tests.
@@ -45,6 +47,7 @@ DEFAULT_BETAS = {
 }
 DEFAULT_COSINE_S = 0.008
 DEFAULT_MAX_BETA = 0.999
+LABEL_NAMES = {"cosine_s": "s"}  # params shown under the paper's symbol in labels
 MAX_T = 100_000  # far beyond any real schedule; keeps memory per call bounded
 
 
@@ -106,7 +109,8 @@ class Schedule:
     @property
     def label(self) -> str:
         """A short human-readable description, e.g. 'cosine (T=1000, s=0.008)'."""
-        inner = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in self.params.items())
+        inner = ", ".join(f"{LABEL_NAMES.get(k, k)}={v:g}" if isinstance(v, float) else f"{LABEL_NAMES.get(k, k)}={v}"
+                          for k, v in self.params.items())
         return f"{self.name} ({inner})" if inner else self.name
 
 
@@ -127,26 +131,12 @@ def _posterior_coefficients(betas: np.ndarray, alphas: np.ndarray, alpha_bars: n
 
 
 def _check_T(T) -> int:
-    if isinstance(T, bool) or not isinstance(T, (int, np.integer)):
-        if isinstance(T, float) and math.isfinite(T) and T == int(T):
-            T = int(T)
-        else:
-            raise ValueError(f"T must be a whole number of steps, got {T!r}.")
-    T = int(T)
-    if T < 1:
-        raise ValueError(f"T must be at least 1 step, got {T}.")
-    if T > MAX_T:
-        raise ValueError(f"T must be at most {MAX_T} steps, got {T}.")
-    return T
+    return checks.whole_number("T", T, 1, MAX_T)
 
 
 def _check_beta_range(beta_start, beta_end) -> tuple[float, float]:
     for label, v in (("beta_start", beta_start), ("beta_end", beta_end)):
-        if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)):
-            raise ValueError(f"{label} must be a number, got {v!r}.")
-        if not math.isfinite(v):
-            raise ValueError(f"{label} must be a finite number, got {v}.")
-        if not 0.0 < v < 1.0:
+        if not 0.0 < checks.finite_number(label, v) < 1.0:
             raise ValueError(f"{label} must lie strictly between 0 and 1, got {v:g}.")
     if beta_start > beta_end:
         raise ValueError(f"beta_start ({beta_start:g}) must not exceed beta_end ({beta_end:g}).")
@@ -194,18 +184,19 @@ def make_schedule(
     T: int = DEFAULT_T,
     beta_start: float | None = None,
     beta_end: float | None = None,
-    s: float = DEFAULT_COSINE_S,
+    cosine_s: float = DEFAULT_COSINE_S,
     max_beta: float = DEFAULT_MAX_BETA,
     zero_terminal_snr: bool = False,
 ) -> Schedule:
     """Build a :class:`Schedule` by family name.
 
     ``beta_start``/``beta_end`` apply to linear, scaled_linear and sigmoid
-    (defaults per family in ``DEFAULT_BETAS``); ``s``/``max_beta`` to cosine.
+    (defaults per family in ``DEFAULT_BETAS``); ``cosine_s`` (the offset s of Nichol & Dhariwal)
+    and ``max_beta`` to cosine.
     Raises ``ValueError`` with a readable message on unknown names or
     impossible values. Results are cached (schedules are immutable).
     """
-    args = (name, T, beta_start, beta_end, s, max_beta, zero_terminal_snr)
+    args = (name, T, beta_start, beta_end, cosine_s, max_beta, zero_terminal_snr)
     try:
         hash(args)
     except TypeError:
@@ -214,25 +205,21 @@ def make_schedule(
 
 
 @lru_cache(maxsize=128, typed=True)  # typed: True and 1 are different keys, so validation always runs
-def _make_schedule(name, T, beta_start, beta_end, s, max_beta, zero_terminal_snr) -> Schedule:
+def _make_schedule(name, T, beta_start, beta_end, cosine_s, max_beta, zero_terminal_snr) -> Schedule:
     if not isinstance(name, str) or name not in SCHEDULE_NAMES:
         raise ValueError(f"Unknown schedule {name!r}; choose one of: {', '.join(SCHEDULE_NAMES)}.")
     T = _check_T(T)
-    if not isinstance(zero_terminal_snr, (bool, np.bool_)):
-        raise ValueError(f"zero_terminal_snr must be True or False, got {zero_terminal_snr!r}.")
+    checks.flag("zero_terminal_snr", zero_terminal_snr)
     if zero_terminal_snr and T < 2:
         raise ValueError("zero_terminal_snr needs T of at least 2 steps.")
 
     if name == "cosine":
-        for label, v in (("s", s), ("max_beta", max_beta)):
-            if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)) or not math.isfinite(v):
-                raise ValueError(f"Cosine {label} must be a finite number, got {v!r}.")
-        if not 0.0 <= s <= 1.0:
-            raise ValueError(f"Cosine offset s must lie in [0, 1], got {s:g}.")
-        if not 0.0 < max_beta <= 1.0:
-            raise ValueError(f"max_beta must lie in (0, 1], got {max_beta:g}.")
-        betas = cosine_betas(T, float(s), float(max_beta))
-        params = {"T": T, "s": float(s), "max_beta": float(max_beta)}
+        cosine_s = checks.finite_number("Cosine offset s", cosine_s, 0.0, 1.0)
+        max_beta = checks.finite_number("Cosine max_beta", max_beta, 0.0, 1.0)
+        if max_beta == 0.0:
+            raise ValueError("Cosine max_beta must be above 0, got 0.")
+        betas = cosine_betas(T, cosine_s, max_beta)
+        params = {"T": T, "cosine_s": cosine_s, "max_beta": max_beta}
     else:
         default_start, default_end = DEFAULT_BETAS[name]
         beta_start, beta_end = _check_beta_range(

@@ -15,61 +15,32 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from .diffusion import X0_RANGE, q_sample
-from .render import BACKGROUND, DISPLAY_SIDE, upscale_factor
-from .samplers import SAMPLERS, SPACINGS, EpsFn, StepRecord, reverse_loop
+from . import checks
+from .data import to_uint8
+from .render import BACKGROUND, DISPLAY_SIDE, tile
+from .runs import RunSettings
+from .samplers import EpsFn, StepRecord, reverse_loop
 from .schedules import Schedule
 
 EPS_DISPLAY_RANGE = 3.0  # ε̂ ~ N(0, I) is shown over [-3, 3]; x_t and x̂_0 over the image range [-1, 1]
-MAX_SAMPLES = 16  # samples per request (one 4×4 grid)
-MAX_RECORDED_STEPS = 1000  # steps per run: caps work per request and the memory of a trajectory
-MAX_GUIDANCE = 20.0
 GIF_MAX_FRAMES = 80  # a longer run is subsampled evenly (the last frame is always kept)
 GIF_FRAME_MS = 80
 GIF_HOLD_LAST_MS = 1500
-GRID_GAP = 2
 
 # per-step numbers kept for the readout; NaN where a sampler has no such number (DDIM's posterior)
 NUMBER_FIELDS = ("t", "t_prev", "alpha_bar_t", "alpha_bar_prev", "sigma", "log_snr",
                  "posterior_var", "posterior_coef_x0", "posterior_coef_xt")
 
 
-def to_uint8(x: torch.Tensor, value_range: float = 1.0) -> np.ndarray:
-    """(B, 1, H, W) float -> (B, H, W) uint8 with [-value_range, value_range] mapped to 0..255.
-
-    For value_range = 1 this is :func:`explorer.data.tensor_to_uint8` of each sample (clip to
-    [-1, 1], scale, round half to even in float32), batched.
-    """
-    x = x.detach().to(torch.float32)
-    if value_range != 1.0:
-        x = x / value_range
-    lo, hi = X0_RANGE
-    u = ((x.clamp(lo, hi) - lo) * (255.0 / (hi - lo))).round().to(torch.uint8)  # (B, 1, H, W)
-    return u[:, 0].numpy()
-
-
-def grid_columns(n: int) -> int:
-    """Columns of a near-square grid of n images (16 -> 4, 2 -> 2, 5 -> 3)."""
-    return max(1, math.ceil(math.sqrt(n)))
-
-
-def tile(frames: np.ndarray, ncols: int | None = None, gap: int = GRID_GAP, min_side: int = DISPLAY_SIDE) -> np.ndarray:
-    """(B, H, W) uint8 -> one (rows·H, cols·W) uint8 grid with white gaps, upscaled (nearest) to >= min_side."""
-    b, h, w = frames.shape
-    ncols = ncols or grid_columns(b)
-    nrows = -(-b // ncols)
-    out = np.full((nrows * (h + gap) - gap, ncols * (w + gap) - gap), BACKGROUND, dtype=np.uint8)
-    for i in range(b):
-        r, c = divmod(i, ncols)
-        out[r * (h + gap): r * (h + gap) + h, c * (w + gap): c * (w + gap) + w] = frames[i]
-    k = upscale_factor((out.shape[1], out.shape[0]), min_side)
-    return out if k == 1 else out.repeat(k, axis=0).repeat(k, axis=1)
+def frames_uint8(x: torch.Tensor, value_range: float = 1.0) -> np.ndarray:
+    """(B, 1, H, W) float -> (B, H, W) uint8 frames (:func:`explorer.data.to_uint8`)."""
+    return to_uint8(x, value_range)[:, 0]
 
 
 @dataclass
@@ -80,18 +51,20 @@ class Trajectory:
     eps: np.ndarray  # (N, B, H, W) uint8: ε̂ over [-EPS_DISPLAY_RANGE, EPS_DISPLAY_RANGE]
     x0_hat: np.ndarray  # (N, B, H, W) uint8: x̂_0 (clipped to [-1, 1])
     numbers: dict[str, np.ndarray]  # NUMBER_FIELDS -> (N,) float64
-    info: dict = field(default_factory=dict)  # what was sampled: schedule label, sampler, seed, labels, ...
+    settings: RunSettings | None = None  # what was sampled (None for runs recorded outside the app)
     count: int = 0  # steps recorded so far
     finished: bool = False
+    seconds: float | None = None  # wall time of the run, once finished in the app
 
     @classmethod
-    def empty(cls, num_steps: int, batch: int, height: int = 28, width: int = 28, info: dict | None = None):
+    def empty(cls, num_steps: int, batch: int, height: int = 28, width: int = 28,
+              settings: RunSettings | None = None):
         return cls(
             x_t=np.zeros((num_steps + 1, batch, height, width), np.uint8),
             eps=np.zeros((num_steps, batch, height, width), np.uint8),
             x0_hat=np.zeros((num_steps, batch, height, width), np.uint8),
             numbers={k: np.full(num_steps, np.nan) for k in NUMBER_FIELDS},
-            info=dict(info or {}),
+            settings=settings,
         )
 
     @property
@@ -116,9 +89,9 @@ class Trajectory:
         i = self.count
         if i >= self.num_steps:
             raise ValueError(f"This trajectory holds {self.num_steps} steps; step {i + 1} does not fit.")
-        self.x_t[i] = to_uint8(record.x_t)
-        self.eps[i] = to_uint8(record.eps, EPS_DISPLAY_RANGE)
-        self.x0_hat[i] = to_uint8(record.x0_hat)
+        self.x_t[i] = frames_uint8(record.x_t)
+        self.eps[i] = frames_uint8(record.eps, EPS_DISPLAY_RANGE)
+        self.x0_hat[i] = frames_uint8(record.x0_hat)
         for key in NUMBER_FIELDS:
             value = getattr(record, key)
             self.numbers[key][i] = np.nan if value is None else float(value)
@@ -128,18 +101,14 @@ class Trajectory:
         """Store the result x_0 as the last frame."""
         if self.count != self.num_steps:
             raise ValueError(f"Only {self.count} of {self.num_steps} steps were recorded.")
-        self.x_t[self.num_steps] = to_uint8(x0)
+        self.x_t[self.num_steps] = frames_uint8(x0)
         self.finished = True
 
     def check_frame(self, k) -> int:
         """k as an int in [0, num_frames - 1], or ValueError."""
-        n = self.num_frames
-        if n == 0:
+        if self.num_frames == 0:
             raise ValueError("Nothing recorded yet: press Sample first.")
-        if isinstance(k, bool) or not isinstance(k, (int, float, np.integer, np.floating)) or not math.isfinite(k) \
-                or k != int(k) or not 0 <= int(k) < n:
-            raise ValueError(f"The frame must be a whole number from 0 to {n - 1}, got {k!r}.")
-        return int(k)
+        return checks.whole_number("The frame", k, 0, self.num_frames - 1)
 
     def is_result(self, k: int) -> bool:
         return self.finished and k == self.num_steps
@@ -181,16 +150,16 @@ class Trajectory:
 
 def record(eps_fn: EpsFn, s: Schedule, x_start: torch.Tensor, generator: torch.Generator, *,
            sampler: str = "ddim", steps: int = 50, eta: float = 0.0, spacing: str = "trailing",
-           t_start: int | None = None, info: dict | None = None) -> Iterator[Trajectory]:
+           t_start: int | None = None, settings: RunSettings | None = None) -> Iterator[Trajectory]:
     """Run the reverse loop, recording every step; yields the (same, growing) Trajectory after each step.
 
     The last yield is the finished trajectory. Drain it with :func:`record_all` when no progress is needed.
     """
     loop = reverse_loop(eps_fn, s, x_start, generator, sampler=sampler, steps=steps, eta=eta, spacing=spacing,
                         t_start=t_start)
-    num_steps = planned_steps(s, sampler, steps, t_start)
+    num_steps = (s.T if t_start is None else int(t_start)) if sampler == "ddpm" else int(steps)
     b, _, h, w = x_start.shape
-    traj = Trajectory.empty(num_steps, b, h, w, info)
+    traj = Trajectory.empty(num_steps, b, h, w, settings)
     x = x_start
     for rec in loop:
         traj.add(rec)
@@ -207,82 +176,33 @@ def record_all(*args, **kwargs) -> Trajectory:
     return traj
 
 
-def planned_steps(s: Schedule, sampler: str, steps: int, t_start: int | None = None) -> int:
-    """How many steps a run makes: t_start (default T) for DDPM, ``steps`` for DDIM."""
-    if sampler == "ddpm":
-        return s.T if t_start is None else int(t_start)
-    return int(steps)
+def record_run(eps_fn: EpsFn, settings: RunSettings, x_start: torch.Tensor, generator: torch.Generator,
+               t_start: int | None = None) -> Iterator[Trajectory]:
+    """:func:`record` of the run that ``settings`` describe (from x_start at t_start, default T)."""
+    return record(eps_fn, settings.schedule, x_start, generator, t_start=t_start, settings=settings,
+                  **{**settings.loop_kwargs(), "steps": settings.num_steps(t_start)})
 
 
-def img2img_steps(steps: int, t_start: int, T: int) -> int:
-    """DDIM steps for a run from t_start: the share t_start / T of ``steps`` (as diffusers' img2img "strength")."""
-    return max(1, min(t_start, round(steps * t_start / T)))
+def lock_step(runs: list[Iterator[Trajectory]]) -> Iterator[list[Trajectory]]:
+    """Advance two recorders so that both move through their runs together; yields [traj_a, traj_b] per step.
 
-
-def check_request(s: Schedule, sampler, steps, eta, spacing, n_samples, guidance) -> None:
-    """Readable ValueErrors for anything a run cannot do (also caps the work of one request)."""
-    if sampler not in SAMPLERS:
-        raise ValueError(f"Unknown sampler {sampler!r}; choose one of: {', '.join(SAMPLERS)}.")
-    if spacing not in SPACINGS:
-        raise ValueError(f"Unknown timestep spacing {spacing!r}; choose one of: {', '.join(SPACINGS)}.")
-    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, float)) or not math.isfinite(n_samples) \
-            or n_samples != int(n_samples) or not 1 <= n_samples <= MAX_SAMPLES:
-        raise ValueError(f"The number of samples must be a whole number from 1 to {MAX_SAMPLES}, got {n_samples!r}.")
-    if isinstance(guidance, bool) or not isinstance(guidance, (int, float)) or not math.isfinite(guidance) \
-            or not 0 <= guidance <= MAX_GUIDANCE:
-        raise ValueError(f"The guidance scale must be a number from 0 to {MAX_GUIDANCE:g}, got {guidance!r}.")
-    if sampler == "ddpm":
-        if s.T > MAX_RECORDED_STEPS:
-            raise ValueError(f"DDPM takes every one of the T = {s.T} steps; the app records at most "
-                             f"{MAX_RECORDED_STEPS}. Use T ≤ {MAX_RECORDED_STEPS} or DDIM.")
-        return
-    if isinstance(steps, bool) or not isinstance(steps, (int, float)) or not math.isfinite(steps) \
-            or steps != int(steps) or not 1 <= steps <= min(s.T, MAX_RECORDED_STEPS):
-        raise ValueError(f"DDIM steps must be a whole number from 1 to {min(s.T, MAX_RECORDED_STEPS)} "
-                         f"(at most T = {s.T}), got {steps!r}.")
-    if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not math.isfinite(eta) or not 0 <= eta <= 1:
-        raise ValueError(f"η must be a number from 0 to 1, got {eta!r}.")
-
-
-def check_seed(seed) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, float, np.integer, np.floating)) \
-            or not math.isfinite(seed) or seed != int(seed) or not 0 <= seed < 2**63:
-        raise ValueError(f"The seed must be a whole number from 0 to 2^63 − 1, got {seed!r}.")
-    return int(seed)
-
-
-def initial_noise(seed: int, n: int, shape: tuple[int, ...] = (1, 28, 28)) -> tuple[torch.Tensor, torch.Generator]:
-    """x_T ~ N(0, I) for ``n`` samples from ``seed``, and the generator that then drives the sampler's noise.
-
-    The same seed gives the same x_T whatever the schedule or sampler, so two runs can be compared.
+    Each step advances the side that is behind (by share of its steps), so a 1000-step DDPM run and a
+    50-step DDIM run reach the middle at the same time.
     """
-    generator = torch.Generator().manual_seed(check_seed(seed))
-    return torch.randn((n, *shape), generator=generator), generator
+    trajs = [next(runs[0]), next(runs[1])]
+    yield trajs
+    while not all(t.finished for t in trajs):
+        shares = [2.0 if t.finished else t.count / t.num_steps for t in trajs]
+        i = int(np.argmin(shares))
+        trajs[i] = next(runs[i])
+        yield trajs
 
 
-# ---------------------------------------------------------------------------- img2img
-
-
-def image_to_digit_tensor(im: Image.Image) -> torch.Tensor:
-    """Any decoded image -> the model's input format: (1, 1, 28, 28) float32 in [-1, 1].
-
-    Grayscale, resized to 28×28; a light background (mean above mid-gray) is inverted so that
-    the strokes are white on black, like the MNIST training digits.
-    """
-    gray = im.convert("L")
-    if gray.size != (28, 28):
-        gray = gray.resize((28, 28), Image.Resampling.LANCZOS)
-    arr = np.asarray(gray, dtype=np.float32) / 255.0  # (28, 28) in [0, 1]
-    if arr.mean() > 0.5:
-        arr = 1.0 - arr
-    lo, hi = X0_RANGE
-    return torch.from_numpy(arr * (hi - lo) + lo)[None, None]
-
-
-def img2img_start(x0: torch.Tensor, t_start: int, s: Schedule, n: int, generator: torch.Generator) -> torch.Tensor:
-    """x_{t_start} = √ᾱ_t·x_0 + √(1-ᾱ_t)·ε for ``n`` copies of x_0 (each its own ε): q_sample."""
-    noise = torch.randn((n, *x0.shape[1:]), generator=generator)
-    return q_sample(x0.expand(n, *x0.shape[1:]), t_start, noise, s)
+def compare_frame(k: int, n_frames: int, side_frames: int) -> int:
+    """Lock-step: frame k of the longer run (n_frames) -> the frame at the same share of a run with side_frames."""
+    if n_frames <= 1 or side_frames <= 1:
+        return max(side_frames - 1, 0) if k >= n_frames - 1 else 0
+    return int(round(k * (side_frames - 1) / (n_frames - 1)))
 
 
 # ---------------------------------------------------------------------------- export

@@ -6,5 +6,7 @@ python -m pip install --quiet --disable-pip-version-check -r requirements-dev.tx
 if ! command -v chromium >/dev/null 2>&1; then
   apt-get update -qq && apt-get install -y -qq chromium >/dev/null
 fi
-# pytest exits 5 when it collects nothing, so an empty run fails too.
-python -m pytest "$@"
+# Two workers; a test file runs whole on one worker (tests/conftest.py groups them, so its module fixtures are
+# built once) except the hostile-input sweep, which is sharded. The 15 slowest tests are listed so slowness stays
+# visible. pytest exits 5 when it collects nothing, so an empty run fails too.
+python -m pytest -n 2 --dist loadgroup --durations=15 "$@"

@@ -1,16 +1,24 @@
-"""The Reverse tab in headless Chromium: sample, step with ◀ ▶, plot markers, compare, download the GIF.
+"""The Reverse tab in headless Chromium: sample, scrub and step with ◀ ▶ (drawn in the page), plot markers, the
+page's pixels against the server's, compare, download the GIF.
 
 Runs the tab on a tiny random UNet (independent of the shipped weights); one test opens the whole app.
 """
 
+import base64
+import io
+import re
+
+import numpy as np
 
 import gradio as gr
 import pytest
 import torch
 from playwright.sync_api import expect, sync_playwright
 
-from explorer.model import UNet, UNetConfig
-from explorer.ui.reverse import ModelProvider, build_reverse_tab
+from PIL import Image
+
+from explorer.model import ModelProvider, UNet, UNetConfig
+from explorer.ui import build_reverse
 from served_app import launch
 
 pytestmark = pytest.mark.browser
@@ -39,7 +47,7 @@ def url():
     torch.set_num_threads(1)
     model = tiny_model()
     with gr.Blocks() as demo:
-        build_reverse_tab(demo, provider=ModelProvider(lambda: (model, {"parameters": 1, "weights": "random"})))
+        build_reverse(demo, provider=ModelProvider(lambda: (model, {"parameters": 1, "weights": "random"})))
     yield launch(demo).local_url
     demo.close()
 
@@ -64,20 +72,19 @@ def page(browser, url):
     assert not errors, errors
 
 
-XT = "#reverse-viewer img[data-key=x_t]"  # the x_t grid of the main viewer (an inline PNG)
+XT = "#reverse-viewer canvas[data-key=x_t]"  # the x_t grid of the main viewer, drawn in the page
+NUMBERS = "#reverse-viewer .ddpm-rev-numbers"
 
 
-def image_src(page, selector: str) -> str:
-    img = page.locator(selector)
-    expect(img).to_have_count(1, timeout=30_000)
-    return img.get_attribute("src")
+def shown_frame(page) -> str | None:
+    return page.locator(XT).get_attribute("data-frame")
 
 
-def wait_src_change(page, selector: str, old: str, timeout=30_000):
-    page.wait_for_function(
-        "([sel, old]) => { const i = document.querySelector(sel); return i && i.getAttribute('src') !== old; }",
-        arg=[selector, old], timeout=timeout)
-    return image_src(page, selector)
+def wait_frame_change(page, old: str | None, timeout=30_000) -> str:
+    page.wait_for_function("([sel, old]) => { const c = document.querySelector(sel); "
+                           "return c && c.dataset.frame !== undefined && c.dataset.frame !== old; }",
+                           arg=[XT, old], timeout=timeout)
+    return shown_frame(page)
 
 
 def sample_and_wait(page):
@@ -87,38 +94,67 @@ def sample_and_wait(page):
 
 def test_sample_then_step_back_and_forth_changes_the_frame(page):
     sample_and_wait(page)
-    expect(page.locator("#reverse-numbers")).to_contain_text("Result")
-    assert page.locator(FRAME).input_value() == "50"
-    result_src = image_src(page, XT)
+    expect(page.locator(NUMBERS)).to_contain_text("Result")
+    expect(page.locator(FRAME)).to_have_value("50")
+    assert shown_frame(page) == "50"
 
     page.locator("#reverse-prev").click()
-    prev_src = wait_src_change(page, XT, result_src)
-    expect(page.locator("#reverse-numbers")).to_contain_text("Step 50 of 50")
+    wait_frame_change(page, "50")
+    expect(page.locator(NUMBERS)).to_contain_text("Step 50 of 50")
     expect(page.locator(FRAME)).to_have_value("49")
     # the t marker on the ᾱ_t plot moved to the step's t (trailing spacing: the last step is at t = 20)
     page.wait_for_function(f"() => ({MARKER_T_JS})() === 20", timeout=30_000)
 
     page.locator("#reverse-prev").click()
-    wait_src_change(page, XT, prev_src)
-    expect(page.locator("#reverse-numbers")).to_contain_text("Step 49 of 50")
+    wait_frame_change(page, "49")
+    expect(page.locator(NUMBERS)).to_contain_text("Step 49 of 50")
     page.wait_for_function(f"() => ({MARKER_T_JS})() === 40", timeout=30_000)
 
     page.locator("#reverse-next").click()
-    expect(page.locator("#reverse-numbers")).to_contain_text("Step 50 of 50")
+    expect(page.locator(NUMBERS)).to_contain_text("Step 50 of 50")
     expect(page.locator(FRAME)).to_have_value("49")
+
+
+CANVAS_PIXELS_JS = """(key) => {
+  const c = document.querySelector(`#reverse-viewer canvas[data-key="${key}"]`);
+  const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  const gray = [];
+  for (let i = 0; i < px.length; i += 4) gray.push(px[i]);
+  return [c.width, c.height, gray];
+}"""
+
+
+def test_the_page_draws_the_same_pixels_as_the_servers_reverse_view(page):
+    sample_and_wait(page)
+    page.get_by_text("This frame computed on the server").click()
+    for k in (0, 17, 49, 50):
+        page.locator("#reverse-frame input[type=number]").fill(str(k))
+        page.locator("#reverse-frame input[type=number]").press("Enter")
+        page.wait_for_function(f"() => document.querySelector('{XT}').dataset.frame === '{k}'", timeout=30_000)
+        page.locator("#reverse-server-view").click()
+        expect(page.locator("#reverse-server-viewer img[data-key=x_t]")).to_have_attribute(
+            "data-frame", str(k), timeout=30_000)
+        server = page.locator("#reverse-server-viewer").inner_html()
+        for key, b64 in re.findall(r'data-key="(\w+)"[^>]*src="data:image/png;base64,([^"]+)"', server):
+            expected = np.asarray(Image.open(io.BytesIO(base64.b64decode(b64))).convert("L"))
+            w, h, gray = page.evaluate(CANVAS_PIXELS_JS, key)
+            assert (h, w) == expected.shape, (k, key)
+            assert np.array_equal(np.array(gray, np.uint8).reshape(h, w), expected), (k, key)
 
 
 def test_frames_stream_while_sampling_and_stop_keeps_them(page):
     page.locator("#reverse-sampler").get_by_text("ddpm").click()  # 1000 steps: long enough to watch and stop
     page.locator("#reverse-sample").click()
     expect(page.locator("#reverse-caption")).to_contain_text("Sampling… step", timeout=60_000)
-    first_src = image_src(page, XT)
-    wait_src_change(page, XT, first_src)  # a later streamed frame replaces the first
+    first = wait_frame_change(page, None)
+    wait_frame_change(page, first)  # a later streamed frame replaces the first
     page.locator("#reverse-stop").click()
     expect(page.locator("#reverse-caption")).to_contain_text("Stopped", timeout=30_000)
-    # the frames recorded before Stop can be scrubbed
+    # the frames recorded before Stop come to the page once, and can be scrubbed there
+    page.wait_for_function("() => +document.querySelector('#reverse-viewer .ddpm-rev-viewer').dataset.frames > 1",
+                           timeout=30_000)
     page.locator(FRAME).fill("0")
-    expect(page.locator("#reverse-numbers")).to_contain_text("Step 1 of 1000", timeout=30_000)
+    expect(page.locator(NUMBERS)).to_contain_text("Step 1 of 1000", timeout=30_000)
 
 
 def test_sample_during_a_run_starts_afresh(page):
@@ -136,11 +172,10 @@ def test_play_advances_frames_and_pause_stops(page):
     page.wait_for_function(f"() => {{ const v = +document.querySelector('{FRAME}').value; return v > 3 && v < 50; }}",
                            timeout=30_000)
     page.locator("#reverse-pause").click()
-    page.wait_for_timeout(500)  # a tick already in flight may still land
     paused = page.locator(FRAME).input_value()
     page.wait_for_timeout(1000)
-    assert page.locator(FRAME).input_value() == paused
-    expect(page.locator("#reverse-numbers")).to_contain_text(f"frame {paused}:")
+    assert page.locator(FRAME).input_value() == paused and shown_frame(page) == paused  # no frame after Pause
+    expect(page.locator(NUMBERS)).to_contain_text(f"frame {paused}:")
 
 
 def test_compare_runs_both_sides_in_lock_step(page):
@@ -149,9 +184,10 @@ def test_compare_runs_both_sides_in_lock_step(page):
     expect(page.locator("#compare-b-caption")).to_contain_text("cosine", timeout=120_000)
     expect(page.locator("#compare-a-caption")).to_contain_text("result x₀", timeout=120_000)
     expect(page.locator("#compare-b-caption")).to_contain_text("result x₀", timeout=120_000)
-    a_src = image_src(page, "#compare-a-xt img")
+    a_src = page.locator("#compare-a-xt img").get_attribute("src")
     page.locator("#compare-prev").click()
-    wait_src_change(page, "#compare-a-xt img", a_src)
+    page.wait_for_function("(old) => document.querySelector('#compare-a-xt img').getAttribute('src') !== old",
+                           arg=a_src, timeout=30_000)
     expect(page.locator("#compare-a-caption")).to_contain_text("step 50 of 50, t = 20")
     expect(page.locator("#compare-b-caption")).to_contain_text("step 50 of 50, t = 20")
 

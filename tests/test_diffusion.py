@@ -17,9 +17,11 @@ from diffusers import DDIMScheduler, DDPMScheduler
 from diffusers.schedulers.scheduling_ddpm import rescale_zero_terminal_snr
 
 from explorer.diffusion import (
+    classifier_free_guidance,
     ddim_step,
     ddpm_step,
     forward_chain,
+    predict_eps,
     predict_x0,
     q_posterior,
     q_sample,
@@ -203,7 +205,7 @@ def _ddpm_reference_and_ours(scheduler, s, t, clip, dtype, seed=9):
     # diffusers draws its variance noise as torch.randn(shape, generator=g, dtype=...) on CPU
     expected = scheduler.step(eps, t - 1, x_t, generator=torch.Generator().manual_seed(1234)).prev_sample
     noise = torch.randn(x_t.shape, generator=torch.Generator().manual_seed(1234), dtype=dtype)
-    return ddpm_step(x_t, t, eps, s, noise, clip_x0=clip), expected
+    return ddpm_step(x_t, t, eps, s, noise, clip_x0=clip).x_prev, expected
 
 
 # x_0 cannot be recovered from x_T when alpha_bar_T = 0, so the zero-SNR schedule stops at T - 1
@@ -233,7 +235,7 @@ def test_ddpm_step_in_float32_agrees_with_stock_diffusers_to_float32_accuracy(t)
 def test_ddpm_step_adds_no_noise_at_t1():
     s = ours("cosine")
     x_t, eps, z = gaussians(3, seed=10)
-    torch.testing.assert_close(ddpm_step(x_t, 1, eps, s, z), ddpm_step(x_t, 1, eps, s, None), atol=0, rtol=0)
+    torch.testing.assert_close(ddpm_step(x_t, 1, eps, s, z).x_prev, ddpm_step(x_t, 1, eps, s, None).x_prev, atol=0, rtol=0)
 
 
 def test_ddpm_step_adds_posterior_std_times_noise():
@@ -241,7 +243,7 @@ def test_ddpm_step_adds_posterior_std_times_noise():
     x_t, eps, z = gaussians(3, seed=11, dtype=torch.float64)
     t = 300
     beta_tilde = (1 - s.alpha_bars[t - 1]) / (1 - s.alpha_bars[t]) * s.betas[t]
-    difference = ddpm_step(x_t, t, eps, s, z) - ddpm_step(x_t, t, eps, s, None)
+    difference = ddpm_step(x_t, t, eps, s, z).x_prev - ddpm_step(x_t, t, eps, s, None).x_prev
     torch.testing.assert_close(difference, math.sqrt(beta_tilde) * z, atol=1e-12, rtol=1e-9)
 
 
@@ -270,7 +272,7 @@ def test_ddim_step_equals_diffusers_step(key, n_steps, tau, eta):
     x_t, eps, z = gaussians(3, seed=12, dtype=torch.float64)
     expected = scheduler.step(eps, tau, x_t, eta=eta, variance_noise=z).prev_sample
     t, t_prev = _ddim_t_pair(n_steps, tau)
-    got = ddim_step(x_t, t, t_prev, eps, ours(key), eta=eta, noise=z)
+    got = ddim_step(x_t, t, t_prev, eps, ours(key), eta=eta, noise=z).x_prev
     torch.testing.assert_close(got, expected, atol=1e-6, rtol=1e-5)
 
 
@@ -282,7 +284,7 @@ def test_ddim_step_without_clipping_equals_diffusers_step(n_steps, tau, eta):
     x_t, eps, z = gaussians(3, seed=27, dtype=torch.float64)
     expected = scheduler.step(eps, tau, x_t, eta=eta, variance_noise=z).prev_sample
     t, t_prev = _ddim_t_pair(n_steps, tau)
-    got = ddim_step(x_t, t, t_prev, eps, ours("linear"), eta=eta, noise=z, clip_x0=False)
+    got = ddim_step(x_t, t, t_prev, eps, ours("linear"), eta=eta, noise=z, clip_x0=False).x_prev
     torch.testing.assert_close(got, expected, atol=1e-6, rtol=1e-5)
 
 
@@ -294,7 +296,7 @@ def test_ddim_step_in_float32_agrees_with_stock_diffusers(n_steps, tau, eta):
     x_t, eps, z = gaussians(3, seed=13)
     expected = scheduler.step(eps, tau, x_t, eta=eta, variance_noise=z).prev_sample
     t, t_prev = _ddim_t_pair(n_steps, tau)
-    got = ddim_step(x_t, t, t_prev, eps, ours("cosine"), eta=eta, noise=z)
+    got = ddim_step(x_t, t, t_prev, eps, ours("cosine"), eta=eta, noise=z).x_prev
     torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-5)
 
 
@@ -302,13 +304,13 @@ def test_ddim_step_to_t_prev_zero_returns_the_clipped_x0_prediction():
     s = ours("linear")
     x_t, eps = gaussians(2, seed=14)
     expected = predict_x0(x_t, 200, eps, s).clamp(-1, 1)
-    torch.testing.assert_close(ddim_step(x_t, 200, 0, eps, s, eta=1.0, noise=eps), expected, atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(ddim_step(x_t, 200, 0, eps, s, eta=1.0, noise=eps).x_prev, expected, atol=1e-6, rtol=1e-6)
 
 
 def test_ddim_step_with_eta_above_zero_requires_noise():
     x_t, eps = gaussians(2, seed=15)
     with pytest.raises(ValueError, match="noise"):
-        ddim_step(x_t, 500, 480, eps, ours("linear"), eta=0.5, noise=None)
+        ddim_step(x_t, 500, 480, eps, ours("linear"), eta=0.5, noise=None).x_prev
 
 
 # --- the optimal denoiser of a one-image dataset brings every sampler back to that image ---------
@@ -321,7 +323,7 @@ def test_ddpm_loop_with_the_optimal_denoiser_returns_the_training_image(key):
     g = torch.Generator().manual_seed(17)
     x = torch.randn(x_star.shape, generator=g)
     for t in range(T, 0, -1):
-        x = ddpm_step(x, t, optimal_eps(x, t, x_star, s), s, torch.randn(x.shape, generator=g))
+        x = ddpm_step(x, t, optimal_eps(x, t, x_star, s), s, torch.randn(x.shape, generator=g)).x_prev
     torch.testing.assert_close(x, x_star, atol=1e-4, rtol=0)
 
 
@@ -334,7 +336,7 @@ def test_ddim_loop_of_50_steps_with_the_optimal_denoiser_returns_the_training_im
     x = torch.randn(x_star.shape, generator=g)
     ts = list(range(T, 0, -T // 50)) + [0]  # 1000, 980, ..., 20, 0
     for t, t_prev in zip(ts[:-1], ts[1:]):
-        x = ddim_step(x, t, t_prev, optimal_eps(x, t, x_star, s), s, eta=eta, noise=torch.randn(x.shape, generator=g))
+        x = ddim_step(x, t, t_prev, optimal_eps(x, t, x_star, s), s, eta=eta, noise=torch.randn(x.shape, generator=g)).x_prev
     torch.testing.assert_close(x, x_star, atol=1e-4, rtol=0)
 
 
@@ -405,15 +407,15 @@ def test_q_posterior_with_a_batch_of_t_equals_one_int_t_per_sample():
 
 def test_ddpm_step_with_a_batch_of_t_equals_one_int_t_per_sample_including_no_noise_at_t1():
     s, (x_t, eps, z) = ours("linear"), _batch(25)
-    expected = _per_sample(lambda x, e, n, t: ddpm_step(x, t, e, s, n), x_t, eps, z)
-    torch.testing.assert_close(ddpm_step(x_t, torch.tensor(BATCH_T), eps, s, z), expected, atol=0, rtol=0)
+    expected = _per_sample(lambda x, e, n, t: ddpm_step(x, t, e, s, n).x_prev, x_t, eps, z)
+    torch.testing.assert_close(ddpm_step(x_t, torch.tensor(BATCH_T), eps, s, z).x_prev, expected, atol=0, rtol=0)
 
 
 def test_ddim_step_with_a_batch_of_equal_t_equals_int_t():
     s, (x_t, eps) = ours("linear"), _batch(26, 2)
     batch_t, batch_t_prev = torch.full((len(BATCH_T),), 500), torch.full((len(BATCH_T),), 480)
     torch.testing.assert_close(
-        ddim_step(x_t, batch_t, batch_t_prev, eps, s), ddim_step(x_t, 500, 480, eps, s), atol=0, rtol=0
+        ddim_step(x_t, batch_t, batch_t_prev, eps, s).x_prev, ddim_step(x_t, 500, 480, eps, s).x_prev, atol=0, rtol=0
     )
 
 
@@ -426,21 +428,21 @@ OUT_OF_RANGE = {
     "q_posterior t=0": lambda s, x: q_posterior(x, x, 0, s),
     "q_posterior t=T+1": lambda s, x: q_posterior(x, x, s.T + 1, s),
     "q_step t=0": lambda s, x: q_step(x, 0, x, s),
-    "ddpm_step t=0": lambda s, x: ddpm_step(x, 0, x, s, x),
-    "ddpm_step batch with 0": lambda s, x: ddpm_step(x, torch.tensor([0, 3]), x, s, x),
-    "ddpm_step t=T+1": lambda s, x: ddpm_step(x, s.T + 1, x, s, x),
-    "ddim_step t=0": lambda s, x: ddim_step(x, 0, 0, x, s),
-    "ddim_step t=T+1": lambda s, x: ddim_step(x, s.T + 1, 5, x, s),
-    "ddim_step t_prev=t": lambda s, x: ddim_step(x, 10, 10, x, s),
-    "ddim_step t_prev=-1": lambda s, x: ddim_step(x, 10, -1, x, s),
-    "ddim_step eta=1.5": lambda s, x: ddim_step(x, 10, 5, x, s, eta=1.5, noise=x),
+    "ddpm_step t=0": lambda s, x: ddpm_step(x, 0, x, s, x).x_prev,
+    "ddpm_step batch with 0": lambda s, x: ddpm_step(x, torch.tensor([0, 3]), x, s, x).x_prev,
+    "ddpm_step t=T+1": lambda s, x: ddpm_step(x, s.T + 1, x, s, x).x_prev,
+    "ddim_step t=0": lambda s, x: ddim_step(x, 0, 0, x, s).x_prev,
+    "ddim_step t=T+1": lambda s, x: ddim_step(x, s.T + 1, 5, x, s).x_prev,
+    "ddim_step t_prev=t": lambda s, x: ddim_step(x, 10, 10, x, s).x_prev,
+    "ddim_step t_prev=-1": lambda s, x: ddim_step(x, 10, -1, x, s).x_prev,
+    "ddim_step eta=1.5": lambda s, x: ddim_step(x, 10, 5, x, s, eta=1.5, noise=x).x_prev,
 }
 
 
 @pytest.mark.parametrize("call", list(OUT_OF_RANGE.values()), ids=list(OUT_OF_RANGE))
 def test_out_of_range_timestep_raises_value_error(call):
     s = ours("linear", T=20)
-    with pytest.raises(ValueError, match=r"t(_prev)? must lie in|eta must lie in"):
+    with pytest.raises(ValueError, match=r"t(_prev)? must lie in|eta must be a number from 0 to 1"):
         call(s, torch.zeros(2, 1, 4, 4))
 
 
@@ -449,9 +451,9 @@ def test_ddim_step_with_a_batch_of_different_t_equals_one_int_t_per_sample():
     g = torch.Generator().manual_seed(7)
     x_t, eps, z = (torch.randn(3, 1, 4, 4, generator=g) for _ in range(3))
     ts, ts_prev = [1000, 500, 20], [950, 0, 19]
-    batched = ddim_step(x_t, torch.tensor(ts), torch.tensor(ts_prev), eps, s, eta=1.0, noise=z)
+    batched = ddim_step(x_t, torch.tensor(ts), torch.tensor(ts_prev), eps, s, eta=1.0, noise=z).x_prev
     for i, (t, tp) in enumerate(zip(ts, ts_prev)):
-        one = ddim_step(x_t[i : i + 1], t, tp, eps[i : i + 1], s, eta=1.0, noise=z[i : i + 1])
+        one = ddim_step(x_t[i : i + 1], t, tp, eps[i : i + 1], s, eta=1.0, noise=z[i : i + 1]).x_prev
         torch.testing.assert_close(batched[i : i + 1], one, atol=1e-7, rtol=1e-6)
 
 
@@ -470,7 +472,49 @@ def test_ddim_step_with_clipped_model_output_equals_diffusers_step(n_steps, tau,
     eps = 3 * eps  # large enough that x̂_0 is clipped
     expected = scheduler.step(eps, tau, x_t, eta=eta, variance_noise=z, use_clipped_model_output=True).prev_sample
     t, t_prev = _ddim_t_pair(n_steps, tau)
-    got = ddim_step(x_t, t, t_prev, eps, ours("cosine"), eta=eta, noise=z, use_clipped_model_output=True)
+    got = ddim_step(x_t, t, t_prev, eps, ours("cosine"), eta=eta, noise=z, use_clipped_model_output=True).x_prev
     torch.testing.assert_close(got, expected, atol=1e-6, rtol=1e-5)
     if t_prev > 0:  # at t_prev = 0 the ε term has weight 0, so re-deriving ε changes nothing
-        assert not torch.allclose(got, ddim_step(x_t, t, t_prev, eps, ours("cosine"), eta=eta, noise=z))
+        assert not torch.allclose(got, ddim_step(x_t, t, t_prev, eps, ours("cosine"), eta=eta, noise=z).x_prev)
+
+
+# --- what a step returns: x_{t-1} and the x̂_0 and ε it used (diffusers' SchedulerOutput) ---------
+
+
+@pytest.mark.parametrize("clip", [True, False], ids=["clip", "noclip"])
+@pytest.mark.parametrize("t", [2, 500, 1000])
+def test_ddpm_step_returns_the_x0_prediction_diffusers_returns(t, clip):
+    scheduler = float64_reference(DDPMScheduler, "linear", clip_sample=clip)
+    scheduler.set_timesteps(T)
+    x_t, eps = gaussians(2, seed=31, dtype=torch.float64)
+    expected = scheduler.step(eps, t - 1, x_t, generator=torch.Generator().manual_seed(1)).pred_original_sample
+    step = ddpm_step(x_t, t, eps, ours("linear"), None, clip_x0=clip)
+    torch.testing.assert_close(step.x0_hat, expected, atol=1e-6, rtol=1e-5)
+    assert step.eps is eps  # DDPM steps with the model's ε as given
+
+
+@pytest.mark.parametrize("clipped_output", [True, False])
+@pytest.mark.parametrize(("n_steps", "tau"), [(50, 999), (50, 19)])
+def test_ddim_step_returns_the_x0_prediction_diffusers_returns_and_the_eps_it_used(n_steps, tau, clipped_output):
+    scheduler = float64_reference(DDIMScheduler, "cosine")
+    scheduler.set_timesteps(n_steps)
+    x_t, eps = gaussians(2, seed=32, dtype=torch.float64)
+    eps = 3 * eps  # far from x_t's noise, so clipping x̂_0 changes it
+    expected = scheduler.step(eps, tau, x_t, eta=0.0, use_clipped_model_output=clipped_output).pred_original_sample
+    t, t_prev = _ddim_t_pair(n_steps, tau)
+    s = ours("cosine")
+    step = ddim_step(x_t, t, t_prev, eps, s, use_clipped_model_output=clipped_output)
+    torch.testing.assert_close(step.x0_hat, expected, atol=1e-6, rtol=1e-5)
+    # the ε in the update: re-derived from the clipped x̂_0, or the model's own
+    expected_eps = predict_eps(x_t, t, step.x0_hat, s) if clipped_output else eps
+    torch.testing.assert_close(step.eps, expected_eps, atol=0, rtol=0)
+    ab_prev = s.alpha_bars[t_prev]
+    rebuilt = math.sqrt(ab_prev) * step.x0_hat + math.sqrt(1 - ab_prev) * step.eps
+    torch.testing.assert_close(step.x_prev, rebuilt, atol=1e-12, rtol=1e-10)
+
+
+def test_classifier_free_guidance_interpolates_and_extrapolates():
+    uncond, cond = torch.zeros(2, 1, 2, 2), torch.ones(2, 1, 2, 2)
+    assert torch.equal(classifier_free_guidance(uncond, cond, 0.0), uncond)
+    assert torch.equal(classifier_free_guidance(uncond, cond, 1.0), cond)
+    assert torch.equal(classifier_free_guidance(uncond, cond, 3.0), 3 * cond)  # w > 1 pushes past ε̂_cond

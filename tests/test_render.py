@@ -46,7 +46,7 @@ def test_strip_needs_matching_labels():
 def test_stack_and_grid_sizes():
     a = render.strip([torch.zeros(1, 1, 28, 28)] * 2, min_side=28, gap=0)
     assert render.stack([a, a], gap=4).size == (56, 60)
-    assert render.grid([torch.zeros(1, 1, 28, 28)] * 5, ncols=2, gap=0).size == (56, 84)
+    assert render.tile(np.zeros((5, 28, 28), np.uint8), ncols=2, gap=0, min_side=1).shape == (84, 56)
 
 
 def test_mixed_gray_and_rgb_strip_is_rgb():

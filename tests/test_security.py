@@ -16,7 +16,8 @@ from PIL import Image
 from explorer import data
 from explorer.model import DEFAULT_CHECKPOINT, card_path, load_pretrained
 from explorer.ui.forward import build_forward_tab
-from explorer.ui.reverse import ModelProvider, build_reverse_tab
+from explorer.model import ModelProvider
+from explorer.ui import build_reverse
 from served_app import TRACE_MARKERS, base_url, error_message, launch, raw_call
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -181,7 +182,7 @@ def tampered_app(tmp_path_factory):
         f.write(bytes([byte[0] ^ 0xFF]))
     with gr.Blocks() as demo:
         forward = build_forward_tab(demo)
-        build_reverse_tab(demo, forward, provider=ModelProvider(lambda: load_pretrained(weights)))
+        build_reverse(demo, ModelProvider(lambda: load_pretrained(weights)), forward)
     launch(demo)
     yield demo
     demo.close()

@@ -4,6 +4,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +13,8 @@ from PIL import Image
 
 from explorer.mnist import load_mnist_split
 from explorer.model import load_pretrained, sha256_file
+from explorer.evaluate import main as evaluate_main
+from explorer.sample import main as sample_main
 from explorer.train import diffusion_loss, main as train_main
 
 TINY_ARGS = ["--channels", "16,32", "--blocks", "1,1", "--train-subset", "256", "--batch-size", "32",
@@ -19,8 +22,20 @@ TINY_ARGS = ["--channels", "16,32", "--blocks", "1,1", "--train-subset", "256", 
 
 
 def run(module, *args, check=True):
+    """The CLI as a user runs it: a new Python process."""
     return subprocess.run([sys.executable, "-m", module, *map(str, args)], capture_output=True, text=True,
                           check=check, timeout=300)
+
+
+def run_in_process(main, capsys, *args) -> tuple[int, str, str]:
+    """The same CLI's main() in this process (no interpreter start-up): (exit code, stdout, stderr)."""
+    try:
+        main([str(a) for a in args])
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
 @pytest.fixture(scope="module")
@@ -57,10 +72,11 @@ def test_a_short_training_run_lowers_the_loss(trained):
     assert after < 0.8 * before, (before, after)
 
 
-def test_training_is_deterministic_for_a_seed(trained, tmp_path):
-    again = tmp_path / "again.safetensors"
-    train_main([*TINY_ARGS, "--steps", "200", "--save-every", "100", "--out", str(again)])
-    assert sha256_file(again) == sha256_file(trained)
+def test_training_is_deterministic_for_a_seed(tmp_path):
+    a, b = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
+    for out in (a, b):
+        train_main([*TINY_ARGS, "--steps", "30", "--save-every", "30", "--out", str(out)])
+    assert sha256_file(a) == sha256_file(b)
 
 
 def test_resume_continues_from_the_saved_step_to_the_planned_end(trained, tmp_path):
@@ -94,13 +110,12 @@ def test_sample_cli_writes_a_label_ordered_grid_and_npy(trained, tmp_path):
     assert Image.open(out).height > Image.open(out).width  # 10 rows of 2
 
 
-def test_sample_cli_same_seed_same_samples(trained, tmp_path):
+def test_sample_cli_same_seed_same_samples(trained, tmp_path, capsys):
     a, b, c = (tmp_path / f"{k}.npy" for k in "abc")
     common = ["--label", "3", "--n", "3", "--sampler", "ddim", "--steps", "4", "--eta", "1", "--checkpoint", trained,
               "--out", tmp_path / "g.png"]
-    run("explorer.sample", *common, "--seed", "1", "--npy", a)
-    run("explorer.sample", *common, "--seed", "1", "--npy", b)
-    run("explorer.sample", *common, "--seed", "2", "--npy", c)
+    for seed, npy in ((1, a), (1, b), (2, c)):
+        assert run_in_process(sample_main, capsys, *common, "--seed", seed, "--npy", npy)[0] == 0
     assert np.array_equal(np.load(a), np.load(b))
     assert not np.array_equal(np.load(a), np.load(c))
 
@@ -117,16 +132,17 @@ def test_sample_cli_same_seed_same_samples(trained, tmp_path):
         (["--checkpoint", "/nonexistent/x.safetensors"], "not found"),
     ],
 )
-def test_sample_cli_rejects_bad_flags_with_a_message(tmp_path, args, message):
-    r = run("explorer.sample", "--out", tmp_path / "g.png", *args, check=False)
-    assert r.returncode == 2 and message in r.stderr, r.stderr
-    assert "Traceback" not in r.stderr
+def test_sample_cli_rejects_bad_flags_with_a_message(tmp_path, capsys, args, message):
+    code, _, err = run_in_process(sample_main, capsys, "--out", tmp_path / "g.png", *args)
+    assert code == 2 and message in err, err
+    assert "Traceback" not in err
 
 
-def test_evaluate_cli_prints_the_figures_as_json(trained):
-    r = run("explorer.evaluate", "--checkpoint", trained, "--n-ddim", "2", "--n-ddpm", "0", "--guidance", "3",
-            "--classifier-epochs", "1")
-    result = json.loads(r.stdout)
+def test_evaluate_cli_prints_the_figures_as_json(trained, capsys):
+    code, out, _ = run_in_process(evaluate_main, capsys, "--checkpoint", trained, "--n-ddim", "2", "--n-ddpm", "0",
+                                  "--guidance", "3", "--classifier-epochs", "1", "--train-subset", "500")
+    assert code == 0
+    result = json.loads(out)
     cfg = result["configs"]["linear/ddim50/w=3"]
     for key in ("agreement", "fd_classifier_features", "spread_ratio", "near_copy_share"):
         assert np.isfinite(cfg[key])
@@ -134,8 +150,17 @@ def test_evaluate_cli_prints_the_figures_as_json(trained):
     assert "cosine/ddim50/w=3" in result["configs"]
 
 
-def test_train_cli_rejects_bad_flags():
-    r = run("explorer.train", "--steps", "0", check=False)
-    assert r.returncode == 2 and "--steps" in r.stderr
-    r = run("explorer.train", "--out", "x.pt", check=False)
-    assert r.returncode == 2 and ".safetensors" in r.stderr
+def test_train_cli_rejects_bad_flags(capsys):
+    code, _, err = run_in_process(train_main, capsys, "--steps", "0")
+    assert code == 2 and "--steps" in err
+    code, _, err = run_in_process(train_main, capsys, "--out", "x.pt")
+    assert code == 2 and ".safetensors" in err
+
+
+def test_model_card_records_repository_relative_paths_only():
+    from explorer.evaluate import repo_relative
+    from explorer.model import DEFAULT_CHECKPOINT, card_path
+
+    assert repo_relative(DEFAULT_CHECKPOINT) == "checkpoints/mnist_unet.safetensors"
+    assert repo_relative(Path("/elsewhere/run/w.safetensors")) == "w.safetensors"
+    assert '"/' not in card_path(DEFAULT_CHECKPOINT).read_text()  # no absolute path of the machine that trained it

@@ -8,7 +8,10 @@ import torch
 from PIL import Image
 
 from explorer import data
+from explorer import runs
 from explorer import trajectory as tr
+from explorer.render import GRID_GAP, tile
+from explorer.runs import RunSettings
 from explorer.diffusion import q_sample
 from explorer.model import UNet, UNetConfig
 from explorer.samplers import model_eps_fn, sample
@@ -33,20 +36,20 @@ def eps_fn(model, s, n, guidance=1.0):
 
 
 def run(model, s=LINEAR, n=4, seed=0, **kwargs):
-    x, g = tr.initial_noise(seed, n)
+    x, g = runs.initial_noise(seed, n)
     return tr.record_all(eps_fn(model, s, n), s, x, g, **kwargs)
 
 
-def test_to_uint8_equals_data_tensor_to_uint8_per_sample():
+def test_frames_uint8_equals_data_tensor_to_uint8_per_sample():
     x = torch.randn(3, 1, 28, 28, generator=torch.Generator().manual_seed(1)) * 1.5
-    batched = tr.to_uint8(x)
+    batched = tr.frames_uint8(x)
     for i in range(3):
         assert np.array_equal(batched[i], data.tensor_to_uint8(x[i]))
 
 
 def test_eps_frames_map_three_sigma_to_full_range():
     eps = torch.tensor([-3.0, -1.5, 0.0, 3.0, 9.0]).reshape(1, 1, 1, 5)
-    assert tr.to_uint8(eps, tr.EPS_DISPLAY_RANGE)[0, 0].tolist() == [0, 64, 128, 255, 255]
+    assert tr.frames_uint8(eps, tr.EPS_DISPLAY_RANGE)[0, 0].tolist() == [0, 64, 128, 255, 255]
 
 
 def test_a_thousand_step_run_of_sixteen_digits_stays_under_50_mb():
@@ -67,13 +70,13 @@ def test_result_frame_equals_drained_sampler(tiny_model):
     traj = run(tiny_model, sampler="ddpm", s=make_schedule("cosine", 20), n=2, seed=5)
     x0 = sample(eps_fn(tiny_model, make_schedule("cosine", 20), 2), make_schedule("cosine", 20), (2, 1, 28, 28),
                 seed=5, sampler="ddpm")
-    assert np.array_equal(traj.final(), tr.to_uint8(x0))
+    assert np.array_equal(traj.final(), tr.frames_uint8(x0))
 
 
 def test_first_frame_is_the_initial_noise(tiny_model):
-    x, _ = tr.initial_noise(3, 2)
+    x, _ = runs.initial_noise(3, 2)
     traj = run(tiny_model, n=2, seed=3, sampler="ddim", steps=3)
-    assert np.array_equal(traj.x_t[0], tr.to_uint8(x))
+    assert np.array_equal(traj.x_t[0], tr.frames_uint8(x))
 
 
 def test_same_seed_same_trajectory_and_different_seed_differs(tiny_model):
@@ -92,7 +95,7 @@ def test_same_seed_gives_same_start_noise_under_two_schedules(tiny_model):
 
 
 def test_stream_yields_growing_partial_trajectory(tiny_model):
-    x, g = tr.initial_noise(0, 2)
+    x, g = runs.initial_noise(0, 2)
     counts = [(t.count, t.finished, t.num_frames) for t in tr.record(eps_fn(tiny_model, LINEAR, 2), LINEAR, x, g,
                                                                       sampler="ddim", steps=3)]
     assert counts == [(1, False, 1), (2, False, 2), (3, True, 4)]
@@ -112,7 +115,7 @@ def test_frame_grids_are_built_from_stored_frames_only(tiny_model):
     traj = run(tiny_model, n=16, sampler="ddim", steps=3)
     x_t, eps, x0_hat = traj.frame_grids(1)
     assert x_t.shape == eps.shape == x0_hat.shape and min(x_t.shape) >= 224
-    k = x_t.shape[0] // (4 * 28 + 3 * tr.GRID_GAP)
+    k = x_t.shape[0] // (4 * 28 + 3 * GRID_GAP)
     assert np.array_equal(x_t[: 28 * k : k, : 28 * k : k], traj.x_t[1, 0])  # top-left tile = sample 0
     assert np.array_equal(eps[: 28 * k : k, : 28 * k : k], traj.eps[1, 0])
 
@@ -125,7 +128,7 @@ def test_bad_frame_index_is_refused(tiny_model, bad):
 
 
 def test_partial_run_cannot_give_final_samples(tiny_model):
-    x, g = tr.initial_noise(0, 1)
+    x, g = runs.initial_noise(0, 1)
     partial = next(tr.record(eps_fn(tiny_model, LINEAR, 1), LINEAR, x, g, sampler="ddim", steps=3))
     assert partial.num_frames == 1
     with pytest.raises(ValueError, match="not finished"):
@@ -140,22 +143,39 @@ def test_partial_run_cannot_give_final_samples(tiny_model):
     (dict(steps=float("nan")), "DDIM steps"),
     (dict(eta=1.5), "η"),
     (dict(eta=float("nan")), "η"),
-    (dict(n_samples=17), "number of samples"),
-    (dict(n_samples=10**9), "number of samples"),
+    (dict(n=17), "number of samples"),
+    (dict(n=10**9), "number of samples"),
     (dict(guidance=float("inf")), "guidance"),
+    (dict(digit="11"), "digit class"),
+    (dict(seed=-1), "seed"),
+    (dict(seed=True), "seed"),
 ])
-def test_check_request_refuses_bad_input(kwargs, message):
-    args = dict(sampler="ddim", steps=50, eta=0.0, spacing="trailing", n_samples=4, guidance=1.0) | kwargs
+def test_run_settings_refuse_bad_input(kwargs, message):
+    args = dict(sampler="ddim", steps=50, eta=0.0, spacing="trailing", n=4, guidance=1.0) | kwargs
     with pytest.raises(ValueError, match=message):
-        tr.check_request(LINEAR, **args)
+        RunSettings(LINEAR, **args)
 
 
-def test_check_request_refuses_steps_above_t_and_long_ddpm():
+def test_run_settings_refuse_steps_above_t_and_long_ddpm():
     with pytest.raises(ValueError, match="at most T = 20"):
-        tr.check_request(make_schedule("linear", 20), "ddim", 50, 0.0, "trailing", 1, 1.0)
+        RunSettings(make_schedule("linear", 20), "ddim", 50, 0.0, "trailing", n=1, guidance=1.0)
     with pytest.raises(ValueError, match="DDPM"):
-        tr.check_request(make_schedule("linear", 2000), "ddpm", 50, 0.0, "trailing", 1, 1.0)
-    tr.check_request(make_schedule("linear", 2000), "ddim", 50, 0.0, "trailing", 16, 3.0)  # fine
+        RunSettings(make_schedule("linear", 2000), "ddpm", 50, 0.0, "trailing", n=1, guidance=1.0)
+    RunSettings(make_schedule("linear", 2000), "ddim", 50, 0.0, "trailing", n=16, guidance=3.0)  # fine
+
+
+def test_run_settings_are_frozen_and_plain_after_validation():
+    r = RunSettings(LINEAR, steps=20.0, digit=7, seed=3.0, n=2.0)
+    assert (r.steps, r.digit, r.seed, r.n) == (20, "7", 3, 2)
+    assert all(type(v) is int for v in (r.steps, r.seed, r.n))
+    with pytest.raises(AttributeError):
+        r.steps = 3
+    assert r.replace(sampler="ddpm").num_steps() == 1000 and r.num_steps() == 20
+
+
+@pytest.mark.parametrize("digit, expected", [("none", [10, 10, 10]), ("mixed", [0, 1, 2]), ("4", [4, 4, 4])])
+def test_run_settings_labels(digit, expected):
+    assert RunSettings(LINEAR, digit=digit, n=3).labels.tolist() == expected
 
 
 def test_gif_export_holds_subsampled_frames_with_last_kept(tiny_model, tmp_path):
@@ -171,24 +191,24 @@ def test_png_export_is_the_grid_of_final_samples(tiny_model, tmp_path):
     traj = run(tiny_model, n=4, sampler="ddim", steps=3)
     tr.save_final_png(traj, tmp_path / "x0.png")
     arr = np.asarray(Image.open(tmp_path / "x0.png"))
-    assert np.array_equal(arr, tr.tile(traj.final()))
+    assert np.array_equal(arr, tile(traj.final()))
 
 
 def test_image_to_digit_tensor_keeps_mnist_digits_and_inverts_dark_on_light():
     digit = data.load_image(data.ASSETS_DIR / "mnist_3.png")
-    x = tr.image_to_digit_tensor(digit)
+    x = runs.image_to_digit_tensor(digit)
     assert x.shape == (1, 1, 28, 28) and x.dtype == torch.float32
     assert torch.equal(x, data.image_to_tensor(digit))
-    inverted = tr.image_to_digit_tensor(Image.fromarray(255 - np.asarray(digit)))
+    inverted = runs.image_to_digit_tensor(Image.fromarray(255 - np.asarray(digit)))
     assert torch.allclose(inverted, x, atol=1e-6)
-    photo = tr.image_to_digit_tensor(data.load_image(data.ASSETS_DIR / "astronaut.png"))
+    photo = runs.image_to_digit_tensor(data.load_image(data.ASSETS_DIR / "astronaut.png"))
     assert photo.shape == (1, 1, 28, 28) and photo.min() >= -1 and photo.max() <= 1
 
 
 def test_img2img_start_is_q_sample_of_each_copy():
     x0 = torch.linspace(-1, 1, 784).reshape(1, 1, 28, 28)
     g = torch.Generator().manual_seed(0)
-    xt = tr.img2img_start(x0, 300, LINEAR, 3, g)
+    xt = runs.img2img_start(x0, 300, LINEAR, 3, g)
     noise = torch.randn((3, 1, 28, 28), generator=torch.Generator().manual_seed(0))
     assert torch.allclose(xt, q_sample(x0.expand(3, 1, 28, 28), 300, noise, LINEAR))
 
@@ -197,10 +217,10 @@ def test_img2img_run_starts_at_t_start(tiny_model):
     s = make_schedule("linear", 1000)
     x0 = torch.zeros(1, 1, 28, 28)
     g = torch.Generator().manual_seed(0)
-    start = tr.img2img_start(x0, 400, s, 2, g)
-    steps = tr.img2img_steps(50, 400, s.T)
+    start = runs.img2img_start(x0, 400, s, 2, g)
+    steps = runs.img2img_steps(50, 400, s.T)
     traj = tr.record_all(eps_fn(tiny_model, s, 2), s, start, g, sampler="ddim", steps=steps, t_start=400)
     assert steps == 20 and traj.numbers["t"][0] == 400 and traj.num_steps == 20
-    assert np.array_equal(traj.x_t[0], tr.to_uint8(start))
-    assert tr.img2img_steps(50, 10, 1000) == 1 and tr.img2img_steps(50, 3, 4) == 3
+    assert np.array_equal(traj.x_t[0], tr.frames_uint8(start))
+    assert runs.img2img_steps(50, 10, 1000) == 1 and runs.img2img_steps(50, 3, 4) == 3
     assert math.isnan(traj.numbers["posterior_var"][0])

@@ -10,6 +10,7 @@ import json
 import math
 import re
 import time
+import zlib
 from pathlib import Path
 
 import gradio as gr
@@ -26,7 +27,12 @@ from explorer.model import CheckpointError, UNet, UNetConfig
 from explorer.samplers import model_eps_fn
 from explorer.schedules import make_schedule
 from explorer.ui import delete_old_temp_files
-from explorer.ui.reverse import GRID_SIDE, ModelProvider, build_reverse_tab, compare_frame, labels_for
+from explorer.model import ModelProvider
+from explorer.render import tile
+from explorer.runs import MAX_GUIDANCE, RunSettings, image_to_digit_tensor, initial_noise
+from explorer.trajectory import compare_frame
+from explorer.ui import build_reverse
+from explorer.ui.sampling import GRID_SIDE
 from served_app import launch
 
 LINEAR = ["linear", 1000, 1e-4, 0.02, 0.008, False]
@@ -55,7 +61,7 @@ class CountingLoader:
 
 def launch_reverse(provider):
     with gr.Blocks() as demo:
-        build_reverse_tab(demo, provider=provider)
+        build_reverse(demo, provider)
     return launch(demo)
 
 
@@ -98,7 +104,7 @@ def value(x):
 
 def grid(frames) -> np.ndarray:
     """What the tab shows for (B, H, W) uint8 frames."""
-    return tr.tile(frames, min_side=GRID_SIDE)
+    return tile(frames, min_side=GRID_SIDE)
 
 
 def frames(viewer: str) -> dict[str, np.ndarray]:
@@ -110,9 +116,18 @@ def frames(viewer: str) -> dict[str, np.ndarray]:
     return out
 
 
+def payload(chunk: str) -> dict:
+    """Frames for the page (a preview or the whole run), the grids decoded to (frames, B, H, W) uint8 arrays."""
+    c = json.loads(chunk)
+    for key in ("x_t", "eps", "x0_hat"):
+        c[key] = np.frombuffer(zlib.decompress(base64.b64decode(c[key])), np.uint8).reshape(-1, c["batch"], c["h"],
+                                                                                               c["w"])
+    return c
+
+
 def native(a) -> np.ndarray:
     """What the viewer shows for (B, H, W) uint8 frames: the grid at native size."""
-    return tr.tile(a, min_side=1)
+    return tile(a, min_side=1)
 
 
 def image(path) -> np.ndarray:
@@ -121,10 +136,10 @@ def image(path) -> np.ndarray:
 
 def expected_run(model, schedule=LINEAR, sampler="ddim", steps=8, eta=0.0, spacing="trailing", digit="mixed",
                  guidance=1.0, seed=0, n=4) -> tr.Trajectory:
-    s = make_schedule(schedule[0], schedule[1], **({"s": schedule[4]} if schedule[0] == "cosine" else
+    s = make_schedule(schedule[0], schedule[1], **({"cosine_s": schedule[4]} if schedule[0] == "cosine" else
                                                      {"beta_start": schedule[2], "beta_end": schedule[3]}))
-    x, g = tr.initial_noise(seed, n)
-    return tr.record_all(model_eps_fn(model, s, labels_for(digit, n), guidance), s, x, g, sampler=sampler,
+    x, g = initial_noise(seed, n)
+    return tr.record_all(model_eps_fn(model, s, RunSettings(s, digit=digit, n=n).labels, guidance), s, x, g, sampler=sampler,
                          steps=steps, eta=eta, spacing=spacing)
 
 
@@ -139,19 +154,35 @@ def assert_still_serving(client):
 def test_every_event_has_an_api_name(app):
     names = [fn.api_name for fn in app.fns.values()]
     assert all(names), names
-    for name in ("reverse_sample", "reverse_stop", "reverse_view", "reverse_prev", "reverse_next", "reverse_play",
+    for name in ("reverse_sample", "reverse_stop", "reverse_view", "reverse_prev", "reverse_next",
                  "reverse_export", "reverse_compare", "reverse_compare_view", "reverse_img2img"):
         assert name in names
 
 
 def test_sample_returns_the_result_frame_of_the_same_seeded_run(client, model):
-    frame, viewer, numbers, caption, *_ = sample(client, steps=8, n=4, seed=3)
+    frame, chunk, caption, *_ = sample(client, steps=8, n=4, seed=3)
     expected = expected_run(model, steps=8, n=4, seed=3)
     assert value(frame) == 8  # 8 steps + the result frame, counted from 0
-    shown = frames(viewer)
-    assert np.array_equal(shown["x_t"], native(expected.final()))
-    assert np.array_equal(shown["x0_hat"], native(expected.x0_hat[-1]))
-    assert "Result" in numbers and caption.startswith("Done: 8 steps")
+    last = payload(chunk)
+    assert last["end"] == 9 and last["finished"]
+    assert np.array_equal(last["x_t"][-1], expected.final())
+    assert "Result" in last["numbers"][-1] and caption.startswith("Done: 8 steps")
+
+
+def test_the_page_gets_previews_while_sampling_then_every_frame_once(client, model):
+    job = client.submit(*args(steps=30, n=2, seed=5), api_name="/reverse_sample")
+    job.result()
+    chunks = [payload(out[1]) for out in job.outputs()]
+    previews, whole = chunks[:-1], chunks[-1]
+    assert previews and all(c["preview"] and c["end"] == c["start"] + 1 for c in previews)
+    assert not whole["preview"] and (whole["start"], whole["end"]) == (0, 31) and whole["finished"]
+    expected = expected_run(model, steps=30, n=2, seed=5)
+    for key, frames_ in (("x_t", expected.x_t), ("eps", expected.eps), ("x0_hat", expected.x0_hat)):
+        assert np.array_equal(whole[key], frames_), key
+        k = previews[-1]["start"]
+        assert np.array_equal(previews[-1][key][0], frames_[k]), key  # a preview is that frame as recorded
+    assert len(whole["numbers"]) == 31 and "Step 1 of 30" in whole["numbers"][0] and "Result" in whole["numbers"][-1]
+    assert [m["t"] for m in whole["markers"]][-2:] == [int(expected.numbers["t"][-1]), 0]
 
 
 def test_sample_streams_a_first_frame_before_the_end(client):
@@ -159,7 +190,7 @@ def test_sample_streams_a_first_frame_before_the_end(client):
     job.result()
     outputs = job.outputs()
     assert len(outputs) >= 2
-    assert re.match(r"Sampling… step \d+ of 30", outputs[0][3]) and outputs[-1][3].startswith("Done")
+    assert re.match(r"Sampling… step \d+ of 30", outputs[0][2]) and outputs[-1][2].startswith("Done")
 
 
 def test_scrubbing_shows_the_recorded_frame_and_its_numbers(client, model):
@@ -197,12 +228,6 @@ def test_prev_and_next_step_one_frame_and_stop_at_the_ends(client):
     a = client.predict(1, api_name="/reverse_next")
     b = client.predict(3, api_name="/reverse_prev")
     assert a[0] == b[0] == 2 and np.array_equal(frames(a[1])["x_t"], frames(b[1])["x_t"])
-
-
-def test_play_starts_from_the_beginning_at_the_end_and_ticks_forward(client):
-    sample(client, steps=4, n=1)
-    assert client.predict(4, api_name="/reverse_play")[0] == 0
-    assert client.predict(0, api_name="/reverse_play_tick")[0] == 1
 
 
 def test_two_sessions_never_see_each_others_frames(app, model):
@@ -254,7 +279,7 @@ def test_export_gives_an_animated_gif_and_the_final_png(client, model):
     gif, png = client.predict(api_name="/reverse_export")
     with Image.open(gif) as im:
         assert im.format == "GIF" and im.n_frames == 6
-    assert np.array_equal(image(png), tr.tile(expected_run(model, steps=5, n=4, seed=4).final()))
+    assert np.array_equal(image(png), tile(expected_run(model, steps=5, n=4, seed=4).final()))
 
 
 def test_exported_files_are_deleted_with_the_other_temporary_files(app, client):
@@ -296,8 +321,8 @@ def test_compare_frame_maps_by_share_of_the_run():
 def test_img2img_noises_to_t_and_denoises_back(client):
     x_in, noised, result, caption = client.predict(handle_file(DIGIT), 300, *args(steps=50, n=4),
                                                    api_name="/reverse_img2img")
-    x0 = tr.image_to_digit_tensor(data.load_image(DIGIT))
-    assert np.array_equal(image(x_in), grid(tr.to_uint8(x0)))
+    x0 = image_to_digit_tensor(data.load_image(DIGIT))
+    assert np.array_equal(image(x_in), grid(tr.frames_uint8(x0)))
     assert image(noised).shape == image(result).shape == grid(np.zeros((4, 28, 28), np.uint8)).shape
     assert "t = 300 of 1000" in caption and "15 DDIM steps" in caption  # 50 · 300 / 1000
 
@@ -395,8 +420,11 @@ def test_the_whole_app_has_the_reverse_tab_wired_to_the_forward_tab():
 
 
 def test_labels_for_digit_choices():
-    assert labels_for("mixed", 12).tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]
-    assert labels_for("none", 2).tolist() == [10, 10] and labels_for("7", 1).tolist() == [7]
+    def labels(digit, n):
+        return RunSettings(make_schedule("linear", 1000), digit=digit, n=n).labels.tolist()
+
+    assert labels("mixed", 12) == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]
+    assert labels("none", 2) == [10, 10] and labels("7", 1) == [7]
     with pytest.raises(ValueError, match="digit class"):
-        labels_for("11", 1)
-    assert math.isfinite(tr.MAX_GUIDANCE)
+        labels("11", 1)
+    assert math.isfinite(MAX_GUIDANCE)

@@ -11,10 +11,13 @@ from pathlib import Path
 import gradio as gr
 import torch
 
+from ..model import DEFAULT_MODEL, ModelProvider
 from .compare import build_compare_tab
 from .forward import build_forward_tab
+from .img2img import build_img2img
 from .lab2d import build_lab2d_tab
 from .reverse import build_reverse_tab
+from .reverse_compare import build_reverse_compare
 
 TITLE = "DDPM Explorer"
 STATIC_DIR = Path(__file__).resolve().parent / "static"  # the page's browser code (*.js) and styles (*.css)
@@ -39,7 +42,7 @@ def build_demo() -> gr.Blocks:
             with gr.Tab("Compare", id="compare") as compare_tab:
                 build_compare_tab(demo, forward["x0_image"], compare_tab)
             with gr.Tab("Reverse", id="reverse"):
-                build_reverse_tab(demo, forward)
+                build_reverse(demo, DEFAULT_MODEL, forward)
             with gr.Tab("2-D lab", id="lab2d"):
                 build_lab2d_tab(demo)
 
@@ -51,6 +54,17 @@ def build_demo() -> gr.Blocks:
     threading.Thread(target=_clean_temp_files_forever, args=(weakref.ref(demo), every, age), daemon=True,
                      name="temp-file-cleanup").start()
     return demo
+
+
+def build_reverse(demo: gr.Blocks, provider: ModelProvider = DEFAULT_MODEL, forward: dict | None = None) -> dict:
+    """The Reverse tab: sampling and scrubbing, then the comparison and img2img, which read its run controls.
+
+    ``forward`` is what build_forward_tab returned (its schedule and image can be copied), or None.
+    """
+    parts = build_reverse_tab(demo, provider, forward["controls"] if forward else None)
+    build_reverse_compare(provider, parts["controls"])
+    build_img2img(provider, parts["controls"], forward["x0_image"] if forward else None)
+    return parts
 
 
 def page_assets() -> dict:

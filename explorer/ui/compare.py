@@ -9,16 +9,13 @@ from __future__ import annotations
 import gradio as gr
 
 from .. import plots, readouts, render
-from ..schedules import make_schedule
-from .common import ScheduleControls, image_file, schedule_from_controls, user_errors
-from .forward import DEFAULT_FRAMES, chain_strip, load_x0, xt_at
+from ..schedules import Schedule, make_schedule
+from .common import image_file
+from .controls import ScheduleControls, bind
+from .images import DEFAULT_FRAMES, chain_strip, load_x0, xt_at
 
 DEFAULT_FRACTION = 0.5
 SIDES = ("A", "B")
-
-
-def _schedules(a_controls, b_controls):
-    return [schedule_from_controls(*a_controls), schedule_from_controls(*b_controls)]
 
 
 def _caption(side: str, s, t: int) -> str:
@@ -28,16 +25,9 @@ def _caption(side: str, s, t: int) -> str:
             f" · √(1-ᾱ_t) = {f(n['sqrt_one_minus_alpha_bar'])} · SNR = {f(n['snr'])} · log-SNR = {f(n['log_snr'])}")
 
 
-def _split(args):
-    """(image, 6 controls of A, 6 controls of B, rest...)"""
-    return args[0], args[1:7], args[7:13], args[13:]
-
-
-@user_errors
-def compare_view(*args):
+def compare_view(image_path, a: Schedule, b: Schedule, seed, fraction):
     """x_t of both schedules at the shared fraction t/T, with captions and the overlaid curves."""
-    image_path, a, b, (seed, fraction) = _split(args)
-    return _view(load_x0(image_path), _schedules(a, b), seed, fraction)
+    return _view(load_x0(image_path), [a, b], seed, fraction)
 
 
 def _view(x0, schedules, seed, fraction):
@@ -65,11 +55,9 @@ def _variant(s, base, zero):
     return make_schedule(s.name, s.T, zero_terminal_snr=zero, **base)
 
 
-@user_errors
-def compare_all(*args):
+def compare_all(image_path, a: Schedule, b: Schedule, seed, fraction, frames):
     """Everything of the tab: the view, the stacked chain strips and the diagnostics table."""
-    image_path, a, b, (seed, fraction, frames) = _split(args)
-    schedules = _schedules(a, b)
+    schedules = [a, b]
     x0 = load_x0(image_path)
     view = _view(x0, schedules, seed, fraction)
     strips = image_file(render.stack([chain_strip(x0, s, seed, frames) for s in schedules]), "chains")
@@ -105,11 +93,12 @@ def build_compare_tab(demo: gr.Blocks, x0_image: gr.Image, tab: gr.Tab) -> dict:
     table = gr.Dataframe(headers=readouts.DIAGNOSTIC_HEADERS, label="Diagnostics (each schedule with zero terminal "
                          "SNR off and on)", interactive=False, wrap=True)
 
-    common = [x0_image, *a.inputs, *b.inputs, seed, fraction]
     view_outputs = [image_a, image_b, caption_a, caption_b, alpha_plot, log_snr_plot]
-    gr.on([tab.select, x0_image.change, *a.changes, *b.changes, seed.change, frames.release], compare_all,
-          inputs=[*common, frames], outputs=[*view_outputs, strips, table], trigger_mode="always_last",
-          show_progress="minimal", api_name="compare")
-    fraction.change(compare_view, inputs=common, outputs=view_outputs, trigger_mode="always_last",
-                    show_progress="hidden", api_name="compare_view")
+    fn, inputs = bind(compare_all, x0_image, a, b, seed, fraction, frames)
+    gr.on([tab.select, x0_image.change, *a.changes, *b.changes, seed.change, frames.release], fn, inputs=inputs,
+          outputs=[*view_outputs, strips, table], trigger_mode="always_last", show_progress="minimal",
+          api_name="compare")
+    fn, inputs = bind(compare_view, x0_image, a, b, seed, fraction)
+    fraction.change(fn, inputs=inputs, outputs=view_outputs, trigger_mode="always_last", show_progress="hidden",
+                    api_name="compare_view")
     return {"fraction": fraction, "image_a": image_a, "image_b": image_b, "table": table}

@@ -29,7 +29,9 @@ from ..lab2d.model import shipped_model
 from ..lab2d.scene import b64_f32, field_at, frame_ts, nearest_frame, paths_payload, points_at, scene
 from ..lab2d.score import ExactMixtureDenoiser
 from ..lab2d.train import SESSION_SECONDS, session_config, train_stream
-from .common import LATEX, UI_MAX_T, ScheduleControls, schedule_from_controls, user_errors
+from ..schedules import Schedule
+from .common import LATEX, UI_MAX_T, user_errors
+from .controls import ScheduleControls, bind
 
 DEFAULT_PRESET = "ring8"
 DEFAULT_T_SHOWN = 200
@@ -95,34 +97,25 @@ def denoiser_for(setting: LabData, drawing, source, session_model, required: boo
     return session_model["model"]
 
 
-@user_errors
-def lab2d_setup(preset, drawing, seed, n_points, family, steps, beta_start, beta_end, cosine_s, zero_terminal_snr,
-                source, session_model, t):
+def lab2d_setup(preset, drawing, seed, n_points, s: Schedule, source, session_model, t):
     """New data, seed, schedule or model: the page's scene (JSON) and the slider's range."""
     setting = LabData.checked(preset, seed, n_points)
-    s = schedule_from_controls(family, steps, beta_start, beta_end, cosine_s, zero_terminal_snr)
     denoiser = denoiser_for(setting, drawing, source, session_model, required=False)
     payload = scene(setting.cloud(drawing), s, setting.seed, denoiser)
     t = min(int(t) if isinstance(t, (int, float)) and np.isfinite(t) else 0, s.T)
     return json.dumps(payload, separators=(",", ":")), gr.update(maximum=s.T, value=max(t, 0))
 
 
-@user_errors
-def lab2d_points_at(preset, drawing, seed, n_points, family, steps, beta_start, beta_end, cosine_s,
-                    zero_terminal_snr, t):
+def lab2d_points_at(preset, drawing, seed, n_points, s: Schedule, t):
     """x_t of every point at t, computed on the server (what the page draws)."""
     setting = LabData.checked(preset, seed, n_points)
-    s = schedule_from_controls(family, steps, beta_start, beta_end, cosine_s, zero_terminal_snr)
     xt = points_at(setting.cloud(drawing), s, setting.seed, t)
     return {"t": int(t), "points": xt.tolist()}
 
 
-@user_errors
-def lab2d_field_at(preset, drawing, seed, n_points, family, steps, beta_start, beta_end, cosine_s,
-                   zero_terminal_snr, source, session_model, t):
+def lab2d_field_at(preset, drawing, seed, n_points, s: Schedule, source, session_model, t):
     """The score arrows the page shows at t: those of the nearest precomputed frame (learned, exact, error)."""
     setting = LabData.checked(preset, seed, n_points)
-    s = schedule_from_controls(family, steps, beta_start, beta_end, cosine_s, zero_terminal_snr)
     t = checks.whole_number("The timestep t", t, 0, s.T)
     ts = frame_ts(s, lowest=1)
     denoiser = denoiser_for(setting, drawing, source, session_model, required=False)
@@ -132,12 +125,9 @@ def lab2d_field_at(preset, drawing, seed, n_points, family, steps, beta_start, b
             "error": as_list(f.error)}
 
 
-@user_errors
-def lab2d_reverse(preset, drawing, seed, family, steps, beta_start, beta_end, cosine_s, zero_terminal_snr,
-                  source, session_model, particles, ddim_steps):
+def lab2d_reverse(preset, drawing, seed, s: Schedule, source, session_model, particles, ddim_steps):
     """N particles from the same x_T through DDPM (every t) and DDIM (η = 0): their paths for the page (JSON)."""
     setting = LabData.checked(preset, seed, 2000)
-    s = schedule_from_controls(family, steps, beta_start, beta_end, cosine_s, zero_terminal_snr)
     n = checks.whole_number("The number of particles", particles, 1, MAX_PARTICLES)
     k = checks.whole_number("The number of DDIM steps", ddim_steps, 1, min(s.T, 1000))
     denoiser = denoiser_for(setting, drawing, source, session_model)
@@ -145,14 +135,11 @@ def lab2d_reverse(preset, drawing, seed, family, steps, beta_start, beta_end, co
     return json.dumps(paths_payload(paths), separators=(",", ":"))
 
 
-@user_errors
-def lab2d_sweep(preset, seed, family, steps, beta_start, beta_end, cosine_s, zero_terminal_snr, source,
-                session_model, label):
+def lab2d_sweep(preset, seed, s: Schedule, source, session_model, label):
     """DDIM samples of one class at each guidance scale w of SWEEP_WS: the learned model, and the exact mixture."""
     setting = LabData.checked(preset, seed, 2000)
     if setting.preset not in lab_data.MIXTURES:
         raise ValueError("Guidance needs labelled data: choose the ring of 8 Gaussians or the three tilted Gaussians.")
-    s = schedule_from_controls(family, steps, beta_start, beta_end, cosine_s, zero_terminal_snr)
     cloud = setting.cloud(None)
     label = checks.whole_number("The class", label, 0, cloud.mixture.num_classes - 1)
     rows = [("learned", denoiser_for(setting, None, source, session_model)),
@@ -186,17 +173,14 @@ def training_slot(session: str):
             _TRAINING_SESSIONS.discard(session)
 
 
-@user_errors
-def lab2d_train(preset, drawing, seed, family, steps, beta_start, beta_end, cosine_s, zero_terminal_snr, seconds,
-                request: gr.Request):
+def lab2d_train(preset, drawing, seed, s: Schedule, seconds, session: str):
     """Train the MLP on these data for ``seconds`` (≤ SESSION_SECONDS), streaming the loss curve and fresh samples."""
     setting = LabData.checked(preset, seed, 2000)
     seconds = checks.finite_number("The training time in seconds", seconds, 1, SESSION_SECONDS)
-    s = schedule_from_controls(family, steps, beta_start, beta_end, cosine_s, zero_terminal_snr)
     cloud = lab_data.make_points(setting.preset, lab_data.MAX_POINTS, setting.seed) if setting.preset != DRAWING \
         else setting.cloud(drawing)
     key = setting.model_key(drawing)
-    with training_slot(getattr(request, "session_hash", None) or "api"):
+    with training_slot(session):
         for p in train_stream(cloud, session_config(setting.seed, seconds)):
             samples = sampling.sample_points(p.model, s, REFRESH_SAMPLES, 0, "ddim", min(20, s.T))
             status = (f"{'Done' if p.done else 'Training'}: step {p.step}, {p.elapsed_s:.1f} s, "
@@ -205,6 +189,14 @@ def lab2d_train(preset, drawing, seed, family, steps, beta_start, beta_end, cosi
             use_it = "session" if p.done else gr.skip()  # the views switch to the model just trained
             yield (figures.loss_figure(p.losses, p.elapsed_s),
                    figures.points_figure(samples, f"DDIM-20 at step {p.step}"), status, model, use_it)
+
+
+@user_errors
+def lab2d_train_event(preset, drawing, seed, family, steps, beta_start, beta_end, cosine_s, zero_terminal_snr,
+                      seconds, request: gr.Request):
+    """The Train button: ``lab2d_train`` for this session (bind cannot hand a handler the gr.Request)."""
+    s = ScheduleControls.parse(family, steps, beta_start, beta_end, cosine_s, zero_terminal_snr)
+    yield from lab2d_train(preset, drawing, seed, s, seconds, getattr(request, "session_hash", None) or "api")
 
 
 @user_errors
@@ -294,11 +286,9 @@ def build_lab2d_tab(demo: gr.Blocks) -> dict:
             gr.HTML(_VIEW_HTML, elem_id="lab2d-view")
     scene_box = gr.Textbox(visible=False)
 
-    data_inputs = [preset, drawing, seed, n_points]
-    schedule_inputs = controls.inputs
+    fn, inputs = bind(lab2d_setup, preset, drawing, seed, n_points, controls, source, session_model, t_slider)
     setup = gr.on([demo.load, preset.change, drawing.change, seed.change, n_points.release, source.change,
-                   session_model.change, *controls.changes],
-                  lab2d_setup, inputs=[*data_inputs, *schedule_inputs, source, session_model, t_slider],
+                   session_model.change, *controls.changes], fn, inputs=inputs,
                   outputs=[scene_box, t_slider], trigger_mode="always_last", show_progress="minimal",
                   api_name="lab2d_setup")
     setup.then(None, inputs=[scene_box, t_slider], js=LOAD_JS, api_name="lab2d_draw_scene")
@@ -314,9 +304,9 @@ def build_lab2d_tab(demo: gr.Blocks) -> dict:
             run_reverse = gr.Button("Run reverse", variant="primary")
         gr.HTML(_PATHS_HTML, elem_id="lab2d-paths")
     paths_box = gr.Textbox(visible=False)
-    reverse = run_reverse.click(lab2d_reverse, inputs=[preset, drawing, seed, *schedule_inputs, source, session_model,
-                                                       particles, ddim_steps],
-                                outputs=paths_box, show_progress="minimal", api_name="lab2d_reverse")
+    fn, inputs = bind(lab2d_reverse, preset, drawing, seed, controls, source, session_model, particles, ddim_steps)
+    reverse = run_reverse.click(fn, inputs=inputs, outputs=paths_box, show_progress="minimal",
+                                api_name="lab2d_reverse")
     reverse.then(None, inputs=paths_box, js=PATHS_JS, api_name="lab2d_draw_paths")
 
     with gr.Accordion("Guidance sweep (labelled mixtures): w = 0, 1, 3, 8", open=False):
@@ -329,8 +319,8 @@ def build_lab2d_tab(demo: gr.Blocks) -> dict:
             run_sweep = gr.Button("Sweep w")
         gr.HTML('<div id="lab2d-sweep"></div>', elem_id="lab2d-sweep-view")
     sweep_box = gr.Textbox(visible=False)
-    sweep = run_sweep.click(lab2d_sweep, inputs=[preset, seed, *schedule_inputs, source, session_model, label],
-                            outputs=sweep_box, show_progress="minimal", api_name="lab2d_sweep")
+    fn, inputs = bind(lab2d_sweep, preset, seed, controls, source, session_model, label)
+    sweep = run_sweep.click(fn, inputs=inputs, outputs=sweep_box, show_progress="minimal", api_name="lab2d_sweep")
     sweep.then(None, inputs=sweep_box, js=SWEEP_JS, api_name="lab2d_draw_sweep")
 
     with gr.Accordion(f"Train it yourself (≤ {SESSION_SECONDS:g} s on this CPU)", open=False):
@@ -343,7 +333,7 @@ def build_lab2d_tab(demo: gr.Blocks) -> dict:
             samples_plot = gr.Plot(label="samples")
     # no queue limit of its own: training_slot allows one run per session (a clear message for a second) and
     # MAX_TRAININGS on the server
-    train_button.click(lab2d_train, inputs=[preset, drawing, seed, *schedule_inputs, seconds],
+    train_button.click(lab2d_train_event, inputs=[preset, drawing, seed, *controls.inputs, seconds],
                        outputs=[loss_plot, samples_plot, train_status, session_model, source], concurrency_limit=None,
                        api_name="lab2d_train")
 
@@ -352,8 +342,8 @@ def build_lab2d_tab(demo: gr.Blocks) -> dict:
             points_button = gr.Button("x_t on the server")
             field_button = gr.Button("score arrows on the server")
         server_values = gr.JSON(label="server values")
-    points_button.click(lab2d_points_at, inputs=[*data_inputs, *schedule_inputs, t_slider], outputs=server_values,
-                        api_name="lab2d_points_at")
-    field_button.click(lab2d_field_at, inputs=[*data_inputs, *schedule_inputs, source, session_model, t_slider],
-                       outputs=server_values, api_name="lab2d_field_at")
+    fn, inputs = bind(lab2d_points_at, preset, drawing, seed, n_points, controls, t_slider)
+    points_button.click(fn, inputs=inputs, outputs=server_values, api_name="lab2d_points_at")
+    fn, inputs = bind(lab2d_field_at, preset, drawing, seed, n_points, controls, source, session_model, t_slider)
+    field_button.click(fn, inputs=inputs, outputs=server_values, api_name="lab2d_field_at")
     return {"preset": preset, "t_slider": t_slider, "scene": scene_box, "setup": setup}

@@ -1,0 +1,132 @@
+"""Groups of controls that hand their values to handlers as one named, validated object.
+
+A group has ``inputs`` (its components, in order) and ``parse(*values)`` (those values -> one object).
+:func:`bind` wires a handler to groups and single components: Gradio sends the flat list of values,
+the handler receives one argument per group — a :class:`~explorer.schedules.Schedule`, a
+:class:`~explorer.runs.RunSettings` or a plain value — so no handler slices ``*args``.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import gradio as gr
+
+from .. import checks
+from ..runs import DIGIT_LABELS, DIGITS, MAX_GUIDANCE, MAX_RECORDED_STEPS, MAX_SAMPLES, RunSettings
+from ..samplers import DEFAULT_SPACING, SAMPLERS, SPACINGS
+from ..schedules import DEFAULT_BETAS, DEFAULT_COSINE_S, DEFAULT_T, SCHEDULE_NAMES, Schedule, make_schedule
+from .common import UI_MAX_T, user_errors
+
+
+def bind(fn, *groups):
+    """(handler, inputs) for a Gradio event: ``fn`` gets one argument per group, parsed (see the module doc).
+
+    Parsing runs inside the handler, so a bad value becomes a readable gr.Error (``user_errors``).
+    """
+    sizes = [len(g.inputs) if hasattr(g, "parse") else 1 for g in groups]
+    inputs = [c for g in groups for c in (g.inputs if hasattr(g, "parse") else [g])]
+
+    def parsed(values):
+        out, i = [], 0
+        for group, n in zip(groups, sizes):
+            out.append(group.parse(*values[i:i + n]) if hasattr(group, "parse") else values[i])
+            i += n
+        return out
+
+    if inspect.isgeneratorfunction(fn):
+        def handler(*values):
+            yield from fn(*parsed(values))
+    else:
+        def handler(*values):
+            return fn(*parsed(values))
+    # not functools.wraps: Gradio reads the signature for its special arguments, and this one takes *values
+    handler.__name__, handler.__doc__ = fn.__name__, fn.__doc__
+    return user_errors(handler), inputs
+
+
+class ScheduleControls:
+    """Family, T, β_start, β_end, cosine s, zero-terminal-SNR, created in the current Blocks context.
+
+    ``parse`` gives the :class:`Schedule` they describe: T = steps, β for the linear-type families, s for cosine.
+    """
+
+    def __init__(self, family: str = "linear", api_prefix: str = "forward", label: str = "Schedule"):
+        beta_start, beta_end = DEFAULT_BETAS.get(family, DEFAULT_BETAS["linear"])
+        cosine = family == "cosine"
+        with gr.Row():
+            self.family = gr.Dropdown(list(SCHEDULE_NAMES), value=family, label=label, scale=2,
+                                      elem_id=f"{api_prefix}-family")
+            self.T = gr.Number(DEFAULT_T, label="T (steps)", precision=0, minimum=1, maximum=UI_MAX_T, scale=1)
+        with gr.Row():
+            self.beta_start = gr.Number(beta_start, label="β_start", visible=not cosine, scale=1)
+            self.beta_end = gr.Number(beta_end, label="β_end", visible=not cosine, scale=1)
+            self.cosine_s = gr.Number(DEFAULT_COSINE_S, label="cosine s", visible=cosine, scale=1)
+        # its own line: beside the β fields its label was clipped to "zero termina"
+        self.zero_terminal_snr = gr.Checkbox(False, label="zero terminal SNR (Lin et al. 2023: ᾱ_T = 0)")
+        self.family.input(self.defaults_for, inputs=self.family, outputs=[self.beta_start, self.beta_end, self.cosine_s],
+                          api_name=f"{api_prefix}_schedule_defaults")
+
+    @property
+    def inputs(self) -> list:
+        return [self.family, self.T, self.beta_start, self.beta_end, self.cosine_s, self.zero_terminal_snr]
+
+    @property
+    def changes(self) -> list:
+        return [c.change for c in self.inputs]
+
+    @staticmethod
+    def parse(family, T, beta_start, beta_end, cosine_s, zero_terminal_snr) -> Schedule:
+        checks.one_of("schedule", family, SCHEDULE_NAMES)
+        T = checks.whole_number("T", T, 1, UI_MAX_T)
+        zero = bool(zero_terminal_snr)  # a checkbox: whatever the API sends, truthy means on
+        if family == "cosine":
+            return make_schedule("cosine", T, cosine_s=cosine_s, zero_terminal_snr=zero)
+        return make_schedule(family, T, beta_start=beta_start, beta_end=beta_end, zero_terminal_snr=zero)
+
+    @staticmethod
+    def defaults_for(family):
+        """The family's default β range (shown for linear-type families) or cosine s (shown for cosine)."""
+        cosine = family == "cosine"
+        beta_start, beta_end = DEFAULT_BETAS.get(family, DEFAULT_BETAS["linear"])
+        return (gr.update(value=beta_start, visible=not cosine), gr.update(value=beta_end, visible=not cosine),
+                gr.update(value=DEFAULT_COSINE_S, visible=cosine))
+
+
+DIGIT_CHOICES = [(DIGIT_LABELS.get(d, d), d) for d in DIGITS]
+DEFAULTS = RunSettings(make_schedule("linear", DEFAULT_T))  # what the Reverse controls show first
+
+
+class RunControls:
+    """Schedule, sampler, DDIM steps / η / spacing, digit class, guidance, seed and samples of one reverse run.
+
+    ``parse`` gives the :class:`RunSettings` they describe (validated there, once).
+    """
+
+    FIELDS = ("sampler", "steps", "eta", "spacing", "digit", "guidance", "seed", "n")
+
+    def __init__(self, api_prefix: str = "reverse"):
+        d = DEFAULTS
+        self.schedule = ScheduleControls("linear", api_prefix=api_prefix)
+        with gr.Row():
+            self.sampler = gr.Radio(list(SAMPLERS), value=d.sampler, label="sampler", elem_id=f"{api_prefix}-sampler")
+            self.spacing = gr.Dropdown(list(SPACINGS), value=DEFAULT_SPACING, label="DDIM timestep spacing")
+        self.steps = gr.Slider(1, MAX_RECORDED_STEPS, value=d.steps, step=1, label="DDIM steps (DDPM takes all T)",
+                               elem_id=f"{api_prefix}-steps")
+        self.eta = gr.Slider(0.0, 1.0, value=d.eta, step=0.05, label="DDIM η (0 = deterministic, 1 = DDPM-like noise)")
+        with gr.Row():
+            self.digit = gr.Dropdown(DIGIT_CHOICES, value=d.digit, label="digit class")
+            self.guidance = gr.Slider(0.0, MAX_GUIDANCE, value=d.guidance, step=0.5,
+                                      label="guidance w (0 uncond., 1 cond.)")
+        with gr.Row():
+            # no precision: NaN from the API reaches checks.seed (precision=0 fails to round it, without a message)
+            self.seed = gr.Number(d.seed, label="seed", minimum=0, step=1, elem_id=f"{api_prefix}-seed")
+            self.n = gr.Slider(1, MAX_SAMPLES, value=d.n, step=1, label="samples")
+
+    @property
+    def inputs(self) -> list:
+        return [*self.schedule.inputs, *(getattr(self, name) for name in self.FIELDS)]
+
+    def parse(self, *values) -> RunSettings:
+        k = len(self.schedule.inputs)
+        return RunSettings(self.schedule.parse(*values[:k]), **dict(zip(self.FIELDS, values[k:], strict=True)))

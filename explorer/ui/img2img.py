@@ -1,0 +1,99 @@
+"""Reverse tab, img2img round trip: noise an image to t with q_sample, then run the reverse process back from t.
+
+The idea behind Stable Diffusion's img2img *strength*; the run uses the Reverse tab's settings.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+import numpy as np
+import torch
+
+from .. import checks, data, readouts, render
+from ..model import ModelProvider
+from ..runs import SAMPLER_LABELS, RunSettings, image_to_digit_tensor, img2img_start, img2img_steps
+from ..schedules import DEFAULT_T
+from .common import LATEX, UI_MAX_T, image_file, served_image_path
+from .controls import RunControls, bind
+from .image_input import ImageInput
+from .images import load_sketch
+from .sampling import GRID_SIDE, IMAGE_CLASS, SAMPLING, digit_image, format_value, recorder, stream_latest
+
+DEFAULT_IMG2IMG_T = 500
+
+
+def _grid(frames: np.ndarray) -> np.ndarray:
+    return render.tile(frames, min_side=GRID_SIDE)  # (B, H, W) uint8 -> enlarged grid
+
+
+def img2img_frames(provider: ModelProvider, image_path, t_start, run: RunSettings):
+    """Noise an image to t_start with q_sample, denoise from there: yields (input, noised, result, caption)."""
+    s = run.schedule
+    t_start = readouts.check_timestep(s, t_start)
+    if t_start < 1:
+        raise ValueError("Noise to at least t = 1 (t = 0 is the clean image itself).")
+    if run.sampler == "ddim":
+        run = run.replace(steps=img2img_steps(run.steps, t_start, s.T))
+    x0 = image_to_digit_tensor(data.load_image(served_image_path(image_path)))  # (1, 1, 28, 28)
+    generator = torch.Generator().manual_seed(run.seed)
+    x_start = img2img_start(x0, t_start, s, run.n, generator)
+    shown_in = _grid(data.to_uint8(x0)[:, 0])
+    shown_noised = _grid(data.to_uint8(x_start)[:, 0])
+    num_steps = run.num_steps(t_start)
+    for traj in stream_latest(recorder(provider, run, t_start=t_start, x_start=x_start, generator=generator)):
+        k = traj.count - 1
+        result = _grid(traj.final() if traj.finished else traj.x0_hat[k])
+        what = "x₀" if traj.finished else f"x̂₀ at step {k + 1} of {traj.num_steps}"
+        caption = (f"x₀ noised to t = {t_start} of {s.T} (ᾱ_t = {format_value(s.alpha_bars[t_start])}), then "
+                   f"{num_steps} {SAMPLER_LABELS[run.sampler]} steps back to t = 0 — showing {what}.")
+        yield image_file(shown_in, "x0"), image_file(shown_noised, "x_start"), image_file(result, "result"), caption
+
+
+def img2img_range(T):
+    """The img2img "noise to t" slider spans 1..T of the chosen schedule (unchanged while T is not a number)."""
+    try:
+        return gr.update(maximum=checks.whole_number("T", T, 1, UI_MAX_T))
+    except ValueError:  # the schedule's own event says what is wrong with T
+        return gr.skip()
+
+
+def build_img2img(provider: ModelProvider, controls: RunControls, forward_image=None) -> None:
+    """The img2img accordion; the run reads ``controls``. ``forward_image`` (the Forward tab's x₀) adds a button."""
+    with gr.Accordion("img2img round trip: noise an image to t, denoise it back", open=False):
+        gr.Markdown("The idea behind Stable Diffusion's img2img *strength*: $x_t$ = q_sample($x_0$, t, ε), then the "
+                    "reverse process from t (DDIM uses the share t/T of its steps). Uses the settings above.",
+                    latex_delimiters=LATEX)
+        with gr.Row():
+            with gr.Column(scale=1):
+                image = ImageInput(str(data.ASSETS_DIR / "mnist_7.png"), type="filepath", image_mode=None,
+                                   format="png", label="input image", sources=["upload"], height=200,
+                                   elem_id="img2img-input", elem_classes=[IMAGE_CLASS])
+                gr.Examples([[str(p)] for p in data.EXAMPLES], inputs=[image], label="Bundled examples",
+                            examples_per_page=len(data.EXAMPLES))
+                if forward_image is not None:
+                    use_forward = gr.Button("Use the Forward tab's image", size="sm")
+                    use_forward.click(bind(served_image_path, forward_image)[0], inputs=forward_image, outputs=image,
+                                      api_name="reverse_use_forward_image", show_progress="hidden")
+                with gr.Accordion("Draw a digit", open=False):
+                    sketch = gr.Sketchpad(label="Draw a digit", canvas_size=(280, 280), layers=False,
+                                          brush=gr.Brush(colors=["#000000"], color_mode="fixed", default_size=18))
+                    use_sketch = gr.Button("Use drawing", size="sm")
+                    use_sketch.click(load_sketch, inputs=sketch, outputs=image, api_name="reverse_load_sketch")
+                t_start = gr.Slider(1, DEFAULT_T, value=DEFAULT_IMG2IMG_T, step=1, label="noise to t (strength)",
+                                    elem_id="img2img-t")
+                controls.schedule.T.change(img2img_range, inputs=controls.schedule.T, outputs=t_start,
+                                           api_name="reverse_img2img_range", show_progress="hidden")
+                run_btn = gr.Button("Noise and denoise", variant="primary", elem_id="img2img-run")
+            with gr.Column(scale=2):
+                caption = gr.Markdown(elem_id="img2img-caption")
+                with gr.Row():
+                    shown_in = digit_image("input x₀ (28×28, model format)", "img2img-in")
+                    noised = digit_image("noised x_t", "img2img-noised")
+                    result = digit_image("denoised result", "img2img-out")
+
+    def img2img(image_path, t, run: RunSettings):
+        yield from img2img_frames(provider, image_path, t, run)
+
+    fn, inputs = bind(img2img, image, t_start, controls)
+    run_btn.click(fn, inputs=inputs, outputs=[shown_in, noised, result, caption], api_name="reverse_img2img",
+                  **SAMPLING)

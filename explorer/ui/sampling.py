@@ -1,0 +1,97 @@
+"""What the Reverse tab's features share: running a recorded run on the model while frames stream, the one
+sampling slot, the model's status line and the enlarged digit images. No layout of its own.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import gradio as gr
+import torch
+
+from .. import readouts, render
+from .. import trajectory as tr
+from ..model import CheckpointError, ModelProvider
+from ..runs import RunSettings, initial_noise
+from ..samplers import model_eps_fn
+
+STREAM_INTERVAL_S = 0.5  # at most 2 streamed frames per second; every step is still recorded. Each streamed
+# frame costs the server 3 PNGs and the browser 3 fetches, and slows the model (GIL, 2 cores). Measured for
+# DDIM-50 × 16 on the busy 2-core machine: 0.1 s -> 4.1 s in all, 0.25 s -> 2.6 s, 0.5 s -> 2.0 s, none -> 1.5 s.
+GRID_SIDE = render.DISPLAY_SIDE  # compare and img2img grids are enlarged (nearest) on the server
+IMAGE_CLASS = "ddpm-rev-image"  # digit grids drawn with crisp pixels (static/reverse.css)
+# One sampling run at a time (sample, compare and img2img share the slot): a run keeps a core busy, and the
+# other core must stay free for everyone's slider events (load test, 20 sliders + 4 samplers: slider p95
+# 775 ms with 2 concurrent runs, 483 ms with 1); further runs wait in the queue, streaming nothing.
+SAMPLING = dict(concurrency_id="reverse_sampling", concurrency_limit=1, show_progress="minimal")
+
+
+def model_status(provider: ModelProvider) -> str:
+    """One line of Markdown for the tab: which model samples, or why there is none."""
+    try:
+        _, card = provider.get()
+    except CheckpointError as e:
+        return f"⚠️ **No model, so nothing can be sampled.** {e}"
+    steps = card.get("training", {}).get("steps_done", "?")
+    return (f"Model: {card.get('parameters', '?'):,} parameters, {steps} training steps "
+            f"({card.get('weights', 'weights')}).")
+
+
+def recorder(provider: ModelProvider, run: RunSettings, t_start: int | None = None,
+             x_start: torch.Tensor | None = None, generator: torch.Generator | None = None):
+    """The recording generator of ``run`` on the provider's model (from x_T of the run's seed unless given)."""
+    model, _ = provider.get()
+    if x_start is None:
+        x_start, generator = initial_noise(run.seed, run.n)
+    eps_fn = model_eps_fn(model, run.schedule, run.labels, run.guidance)
+    return tr.record_run(eps_fn, run, x_start, generator, t_start=t_start)
+
+
+def stream_latest(work, interval: float = STREAM_INTERVAL_S):
+    """Run the iterator ``work`` in a thread; yield its newest item at once, then every ``interval`` s, then its last.
+
+    Sampling goes on while Gradio sends a streamed frame (a plain generator would pause for it).
+    Closing this generator (Stop cancels the event) stops the worker after its current step.
+    """
+    latest, failure = [], []
+    stop, done, first = threading.Event(), threading.Event(), threading.Event()
+
+    def worker():
+        try:
+            for item in work:
+                latest[:] = [item]
+                first.set()
+                if stop.is_set():
+                    return
+        except BaseException as e:  # handed to the consumer below
+            failure.append(e)
+        finally:
+            done.set()
+            first.set()
+
+    thread = threading.Thread(target=worker, name="reverse-sampling", daemon=True)
+    thread.start()
+    try:
+        first.wait()
+        while not done.is_set():
+            if latest:
+                yield latest[0]
+            done.wait(interval)
+        thread.join()
+        if failure:
+            raise failure[0]
+        if latest:
+            yield latest[0]
+    finally:
+        stop.set()
+
+
+def format_value(v) -> str:
+    """A number for the tables; "–" where a sampler has none."""
+    return "–" if v is None else readouts.format_number(v)
+
+
+def digit_image(label: str, elem_id: str) -> gr.Image:
+    """An output image of enlarged digits with crisp pixels."""
+    return gr.Image(label=label, type="numpy", format="png", interactive=False, elem_id=elem_id,
+                    elem_classes=[IMAGE_CLASS], height=260)

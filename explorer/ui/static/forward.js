@@ -1,0 +1,112 @@
+// Forward tab: draws x_t = sqrt(alpha_bar_t) * x_0 + sqrt(1 - alpha_bar_t) * eps in a canvas while "Timestep t"
+// moves, from the scene (x_0, eps, the schedule's arrays) the server sent once. It repeats torch's float32
+// operations exactly, so its pixels equal the server's render_forward (a browser test checks this).
+// Ids and classes are those of explorer/ui/forward.py (SLIDER_ID, CANVAS_ID, LIVE_PLOT_CLASS).
+(() => {
+  const SLIDER = '#timestep-t input[type=range]';
+  const CANVAS_ID = 'ddpm-fwd-canvas';
+  const LIVE_PLOTS = '.ddpm-live-plot';
+  const PLOT_INTERVAL_MS = 120; // markers and histogram follow the slider at most this often while dragging
+
+  const f32 = Math.fround;
+  const b64ToF32 = (s) => {
+    const bin = atob(s), u8 = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) u8[i] = bin.charCodeAt(i);
+    return new Float32Array(u8.buffer);
+  };
+  // torch.round: half to even
+  const roundHalfEven = (v) => { const r = Math.round(v); return (r - v === 0.5 && r % 2 !== 0) ? r - 1 : r; };
+
+  window.ddpmForward = {
+    scene: null, t: 0, plotFrame: 0, drawn: 0,
+    load(json, t) {
+      if (!json) return;
+      const p = JSON.parse(json);
+      p.x0 = b64ToF32(p.x0); p.eps = b64ToF32(p.eps);
+      p.a32 = Float32Array.from(p.coef.sqrt_alpha_bar);           // float64 -> float32 as torch.tensor(.., float32)
+      p.b32 = Float32Array.from(p.coef.sqrt_one_minus_alpha_bar);
+      p.xt = new Float32Array(p.x0.length);
+      this.scene = p;
+      this.image = null;
+      this.shownT = -1;
+      this.listen();
+      this.show(t);
+    },
+    listen() {
+      // Draw straight from the range input's own input event: no trip through Gradio's event queue.
+      // (The Gradio .input event calls show() too; drawing the same t twice is skipped.)
+      const range = document.querySelector(SLIDER);
+      if (!range || range.dataset.ddpmListening) return;
+      range.dataset.ddpmListening = '1';
+      range.addEventListener('input', () => this.show(range.value));
+    },
+    compute(t) {
+      // x_t = sqrt(alpha_bar_t) * x_0 + sqrt(1 - alpha_bar_t) * eps, in float32 like torch
+      const p = this.scene, a = p.a32[t], b = p.b32[t], x0 = p.x0, eps = p.eps, xt = p.xt;
+      for (let i = 0; i < xt.length; i++) xt[i] = f32(f32(a * x0[i]) + f32(b * eps[i]));
+      return xt;
+    },
+    toByte(v) {  // explorer.data.to_uint8: ((clamp(x, -1, 1) + 1) * 127.5).round()
+      const c = v < -1 ? -1 : (v > 1 ? 1 : v);
+      return roundHalfEven(f32(f32(c + 1) * 127.5));
+    },
+    show(tRaw) {
+      const p = this.scene;
+      if (!p) return;
+      const t = Math.max(0, Math.min(p.T, Math.round(Number(tRaw) || 0)));
+      if (t === this.shownT) return;
+      this.t = t;
+      const canvas = document.getElementById(CANVAS_ID);
+      if (!canvas) return;
+      if (canvas.width !== p.w || canvas.height !== p.h) { canvas.width = p.w; canvas.height = p.h; this.image = null; }
+      const ctx = canvas.getContext('2d');
+      if (!this.image) { this.image = ctx.createImageData(p.w, p.h); this.image.data.fill(255); }
+      const xt = this.compute(t), px = this.image.data, c = p.c, n = p.w * p.h;
+      for (let j = 0; j < n; j++) {
+        if (c === 1) { const g = this.toByte(xt[j]); px[4*j] = g; px[4*j+1] = g; px[4*j+2] = g; }
+        else { px[4*j] = this.toByte(xt[3*j]); px[4*j+1] = this.toByte(xt[3*j+1]); px[4*j+2] = this.toByte(xt[3*j+2]); }
+      }
+      ctx.putImageData(this.image, 0, 0);
+      canvas.dataset.t = String(t);
+      this.shownT = t;
+      this.drawn++;
+      const root = canvas.closest('.ddpm-fwd');
+      root.querySelector('[data-key="t"]').textContent = String(t);
+      for (const key in p.text) {
+        const cell = root.querySelector('[data-key="' + key + '"]');
+        if (cell) cell.textContent = p.text[key][t];
+      }
+      this.schedulePlots();
+    },
+    schedulePlots() {
+      // Plots move after the new image has been painted (rAF, then a task after the frame), and at most
+      // every PLOT_INTERVAL_MS while dragging, so the main thread stays free for the next image.
+      if (this.plotFrame) return;
+      const wait = Math.max(0, (this.plotsAt || 0) + PLOT_INTERVAL_MS - performance.now());
+      this.plotFrame = setTimeout(() => requestAnimationFrame(() => setTimeout(() => {
+        this.plotFrame = 0; this.plotsAt = performance.now(); this.updatePlots();
+      }, 0)), wait);
+    },
+    histogram(xt) {
+      const p = this.scene, e = p.hist_edges, nb = e.length - 1, lo = e[0], hi = e[nb];
+      const counts = new Array(nb).fill(0);
+      for (let i = 0; i < xt.length; i++) {
+        const v = xt[i];
+        if (!(v >= lo && v <= hi)) continue;
+        let k = Math.min(nb - 1, Math.floor((v - lo) / p.hist_width));
+        if (v < e[k]) k--; else if (k < nb - 1 && v >= e[k + 1]) k++;
+        counts[k]++;
+      }
+      return counts.map((n) => n / (xt.length * p.hist_width));
+    },
+    updatePlots() {
+      const P = window.Plotly, p = this.scene, t = this.t;
+      if (!P || !p) return;
+      window.ddpmPlots.moveMarkers(LIVE_PLOTS, t, (key) => (p.arrays[key] ? p.arrays[key][t] : null));
+      document.querySelectorAll(LIVE_PLOTS + ' .js-plotly-plot').forEach((gd) => {
+        const hist = (gd.data || []).findIndex((tr) => tr.meta === 'hist');
+        if (hist >= 0) P.restyle(gd, { y: [this.histogram(p.xt)] }, [hist]);
+      });
+    },
+  };
+})();
