@@ -1,6 +1,6 @@
 """2-D lab: (a) sample quality of the shipped weights, (b) what dragging t costs in the page.
 
-    python benchmarks/bench_lab2d.py [--only quality|page] [--points 2000] [--moves 80]
+    python benchmarks/bench_lab2d.py [--only quality|page] [--presets ring8 ...] [--points 2000] [--moves 80]
 
 (a) Per preset, 2,000 samples of DDIM-50 (η = 0, trailing) and DDPM (all 1000 steps), linear schedule T = 1000,
 fp32, against 2,000 held-out data points: sliced Wasserstein SW₁ (256 directions) and MMD (RBF, widths 0.05–1),
@@ -54,14 +54,14 @@ def cpu_name() -> str:
     return next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name")), "?")
 
 
-def bench_quality(n: int) -> None:
+def bench_quality(n: int, presets) -> None:
     torch.set_num_threads(1)
     s = make_schedule("linear", 1000)
     print(f"\n(a) sample quality, {n} points, linear T=1000, fp32; ratio = figure / (figure of two data samples)\n")
     print("| preset | model | SW₁ data↔data | DDIM-50 SW₁ ratio | DDPM SW₁ ratio | DDIM-50 MMD ratio | DDPM MMD ratio | "
           "DDPM time |")
     print("|---|---|---|---|---|---|---|---|")
-    for preset in data.PRESETS:
+    for preset in presets:
         ref, other = (data.make_points(preset, n, seed).points for seed in HELD_OUT_SEEDS)
         base_sw, base_mmd = metrics.sliced_wasserstein(ref, other), metrics.mmd(ref, other)
         models = [("shipped MLP", shipped_model(preset))]
@@ -119,11 +119,12 @@ def main() -> None:
     parser.add_argument("--only", choices=("quality", "page"))
     parser.add_argument("--points", type=int, default=2000)
     parser.add_argument("--moves", type=int, default=80)
+    parser.add_argument("--presets", nargs="+", choices=data.PRESETS, default=list(data.PRESETS))
     args = parser.parse_args()
     print(f"CPU: {cpu_name()}, {os.cpu_count()} cores; native bfloat16: {bf16_is_fast()} (figures are fp32); "
           f"load average before: {os.getloadavg()[0]:.2f}")
     if args.only in (None, "quality"):
-        bench_quality(args.points)
+        bench_quality(args.points, args.presets)
     if args.only in (None, "page"):
         bench_page(args.moves)
     print(f"load average after: {os.getloadavg()[0]:.2f}")
