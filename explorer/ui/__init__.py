@@ -15,6 +15,7 @@ from ..model import DEFAULT_MODEL, ModelProvider
 from .compare import build_compare_tab
 from .forward import build_forward_tab
 from .img2img import build_img2img
+from .lab2d import build_lab2d_tab
 from .reverse import build_reverse_tab
 from .reverse_compare import build_reverse_compare
 from .tiny_sd import build_tiny_sd_tab
@@ -45,6 +46,8 @@ def build_demo() -> gr.Blocks:
                 build_reverse(demo, DEFAULT_MODEL, forward)
             with gr.Tab("Stable Diffusion in miniature", id="tiny_sd"):
                 build_tiny_sd_tab(demo)
+            with gr.Tab("2-D lab", id="lab2d"):
+                build_lab2d_tab(demo)
 
         def release_session(request: gr.Request):
             release_session_state(demo, request.session_hash)
