@@ -255,6 +255,82 @@ PATHS_JS = "(paths) => window.ddpmLab2d.loadPaths(paths)"
 SWEEP_JS = "(sweep) => window.ddpmLab2d.loadSweep(sweep)"
 
 
+@dataclass(frozen=True)
+class _Inputs:
+    """The tab's shared controls, which every section reads."""
+
+    preset: gr.Dropdown
+    drawing: gr.JSON
+    seed: gr.Number
+    n_points: gr.Slider
+    controls: ScheduleControls
+    source: gr.Radio
+    session_model: gr.State
+    t_slider: gr.Slider
+
+
+def _reverse_section(c: _Inputs) -> None:
+    with gr.Accordion("Reverse: every particle's way home (DDPM and DDIM from the same x_T)", open=True):
+        with gr.Row():
+            particles = gr.Slider(10, MAX_PARTICLES, value=300, step=10, label="particles N",
+                                  elem_id="lab2d-particles")
+            ddim_steps = gr.Slider(5, 200, value=50, step=1, label="DDIM steps")
+            run_reverse = gr.Button("Run reverse", variant="primary")
+        gr.HTML(_PATHS_HTML, elem_id="lab2d-paths")
+        paths_box = gr.Textbox(visible=False)
+        fn, inputs = bind(lab2d_reverse, c.preset, c.drawing, c.seed, c.controls, c.source, c.session_model,
+                          particles, ddim_steps)
+        reverse = run_reverse.click(fn, inputs=inputs, outputs=paths_box, show_progress="minimal",
+                                    api_name="lab2d_reverse")
+        reverse.then(None, inputs=paths_box, js=PATHS_JS, api_name="lab2d_draw_paths")
+
+
+def _sweep_section(c: _Inputs) -> None:
+    with gr.Accordion("Guidance sweep (labelled mixtures): w = 0, 1, 3, 8", open=False):
+        gr.Markdown("Classifier-free guidance $\\hat\\varepsilon = \\hat\\varepsilon_\\varnothing + "
+                    "w(\\hat\\varepsilon_y - \\hat\\varepsilon_\\varnothing)$ samples $\\propto q(x\\mid y)^w\\,"
+                    "q(x)^{1-w}$: past w = 1 the samples leave the other classes behind and crowd at the far edge "
+                    "of their own modes.", latex_delimiters=LATEX)
+        with gr.Row():
+            label = gr.Number(0, label="class", precision=0, minimum=0)
+            run_sweep = gr.Button("Sweep w")
+        gr.HTML('<div id="lab2d-sweep"></div>', elem_id="lab2d-sweep-view")
+        sweep_box = gr.Textbox(visible=False)
+        fn, inputs = bind(lab2d_sweep, c.preset, c.seed, c.controls, c.source, c.session_model, label)
+        sweep = run_sweep.click(fn, inputs=inputs, outputs=sweep_box, show_progress="minimal",
+                                api_name="lab2d_sweep")
+        sweep.then(None, inputs=sweep_box, js=SWEEP_JS, api_name="lab2d_draw_sweep")
+
+
+def _train_section(c: _Inputs) -> None:
+    with gr.Accordion(f"Train it yourself (≤ {SESSION_SECONDS:g} s on this CPU)", open=False):
+        with gr.Row():
+            seconds = gr.Slider(1, SESSION_SECONDS, value=SESSION_SECONDS, step=1, label="seconds of training")
+            train_button = gr.Button("Train on these data", variant="primary")
+        train_status = gr.Markdown(elem_id="lab2d-train-status")
+        with gr.Row():
+            loss_plot = gr.Plot(label="loss")
+            samples_plot = gr.Plot(label="samples")
+        # no queue limit of its own: training_slot allows one run per session (a clear message for a second) and
+        # MAX_TRAININGS on the server
+        train_button.click(lab2d_train_event, inputs=[c.preset, c.drawing, c.seed, *c.controls.inputs, seconds],
+                           outputs=[loss_plot, samples_plot, train_status, c.session_model, c.source],
+                           concurrency_limit=None, api_name="lab2d_train")
+
+
+def _check_section(c: _Inputs) -> None:
+    with gr.Accordion("Check: what the server computes at t", open=False):
+        with gr.Row():
+            points_button = gr.Button("x_t on the server")
+            field_button = gr.Button("score arrows on the server")
+        server_values = gr.JSON(label="server values")
+        fn, inputs = bind(lab2d_points_at, c.preset, c.drawing, c.seed, c.n_points, c.controls, c.t_slider)
+        points_button.click(fn, inputs=inputs, outputs=server_values, api_name="lab2d_points_at")
+        fn, inputs = bind(lab2d_field_at, c.preset, c.drawing, c.seed, c.n_points, c.controls, c.source,
+                          c.session_model, c.t_slider)
+        field_button.click(fn, inputs=inputs, outputs=server_values, api_name="lab2d_field_at")
+
+
 def build_lab2d_tab(demo: gr.Blocks) -> dict:
     """The 2-D lab's layout and events; returns its components by name (for tests)."""
     gr.Markdown(
@@ -269,81 +345,35 @@ def build_lab2d_tab(demo: gr.Blocks) -> dict:
         with gr.Column(scale=1, min_width=320):
             preset = gr.Dropdown([(lab_data.PRESET_LABELS[p], p) for p in PRESETS] + [("Your drawing", DRAWING)],
                                  value=DEFAULT_PRESET, label="Data", elem_id="lab2d-preset")
+            drawing = gr.JSON(None, visible=False)  # the drawing's points [[x, y], ...]
             with gr.Accordion("Draw your own", open=False):
                 sketch = gr.Sketchpad(label="Draw a shape: its ink becomes 2,000 points", canvas_size=(280, 280),
                                       layers=False, brush=gr.Brush(colors=["#000000"], color_mode="fixed",
                                                                    default_size=8))
                 use_drawing = gr.Button("Use drawing")
-            drawing = gr.JSON(None, visible=False)  # the drawing's points [[x, y], ...]
             controls = ScheduleControls("linear", api_prefix="lab2d")
             with gr.Row():
                 seed = gr.Number(0, label="seed (points and ε)", precision=0, minimum=0)
                 n_points = gr.Slider(100, MAX_SCENE_POINTS, value=2000, step=100, label="points")
+            use_drawing.click(lab2d_use_drawing, inputs=[sketch, seed], outputs=[drawing, preset],
+                              api_name="lab2d_use_drawing")
             source = gr.Radio([("shipped weights", "shipped"), ("trained in this session", "session")],
                               value="shipped", label="Model")
         with gr.Column(scale=2):
             t_slider = gr.Slider(0, UI_MAX_T, value=DEFAULT_T_SHOWN, step=1, label="Timestep t", elem_id=SLIDER_ID)
+            t_slider.input(None, inputs=[t_slider], js=SHOW_JS, trigger_mode="always_last", show_progress="hidden",
+                           api_name="lab2d_draw_t")
             gr.HTML(_VIEW_HTML, elem_id="lab2d-view")
+    c = _Inputs(preset, drawing, seed, n_points, controls, source, session_model, t_slider)
     scene_box = gr.Textbox(visible=False)
-
     fn, inputs = bind(lab2d_setup, preset, drawing, seed, n_points, controls, source, session_model, t_slider)
     setup = gr.on([demo.load, preset.change, drawing.change, seed.change, n_points.release, source.change,
                    session_model.change, *controls.changes], fn, inputs=inputs,
                   outputs=[scene_box, t_slider], trigger_mode="always_last", show_progress="minimal",
                   api_name="lab2d_setup")
     setup.then(None, inputs=[scene_box, t_slider], js=LOAD_JS, api_name="lab2d_draw_scene")
-    t_slider.input(None, inputs=[t_slider], js=SHOW_JS, trigger_mode="always_last", show_progress="hidden",
-                   api_name="lab2d_draw_t")
-    use_drawing.click(lab2d_use_drawing, inputs=[sketch, seed], outputs=[drawing, preset], api_name="lab2d_use_drawing")
-
-    with gr.Accordion("Reverse: every particle's way home (DDPM and DDIM from the same x_T)", open=True):
-        with gr.Row():
-            particles = gr.Slider(10, MAX_PARTICLES, value=300, step=10, label="particles N",
-                                  elem_id="lab2d-particles")
-            ddim_steps = gr.Slider(5, 200, value=50, step=1, label="DDIM steps")
-            run_reverse = gr.Button("Run reverse", variant="primary")
-        gr.HTML(_PATHS_HTML, elem_id="lab2d-paths")
-    paths_box = gr.Textbox(visible=False)
-    fn, inputs = bind(lab2d_reverse, preset, drawing, seed, controls, source, session_model, particles, ddim_steps)
-    reverse = run_reverse.click(fn, inputs=inputs, outputs=paths_box, show_progress="minimal",
-                                api_name="lab2d_reverse")
-    reverse.then(None, inputs=paths_box, js=PATHS_JS, api_name="lab2d_draw_paths")
-
-    with gr.Accordion("Guidance sweep (labelled mixtures): w = 0, 1, 3, 8", open=False):
-        gr.Markdown("Classifier-free guidance $\\hat\\varepsilon = \\hat\\varepsilon_\\varnothing + "
-                    "w(\\hat\\varepsilon_y - \\hat\\varepsilon_\\varnothing)$ samples $\\propto q(x\\mid y)^w\\,"
-                    "q(x)^{1-w}$: past w = 1 the samples leave the other classes behind and crowd at the far edge "
-                    "of their own modes.", latex_delimiters=LATEX)
-        with gr.Row():
-            label = gr.Number(0, label="class", precision=0, minimum=0)
-            run_sweep = gr.Button("Sweep w")
-        gr.HTML('<div id="lab2d-sweep"></div>', elem_id="lab2d-sweep-view")
-    sweep_box = gr.Textbox(visible=False)
-    fn, inputs = bind(lab2d_sweep, preset, seed, controls, source, session_model, label)
-    sweep = run_sweep.click(fn, inputs=inputs, outputs=sweep_box, show_progress="minimal", api_name="lab2d_sweep")
-    sweep.then(None, inputs=sweep_box, js=SWEEP_JS, api_name="lab2d_draw_sweep")
-
-    with gr.Accordion(f"Train it yourself (≤ {SESSION_SECONDS:g} s on this CPU)", open=False):
-        with gr.Row():
-            seconds = gr.Slider(1, SESSION_SECONDS, value=SESSION_SECONDS, step=1, label="seconds of training")
-            train_button = gr.Button("Train on these data", variant="primary")
-        train_status = gr.Markdown(elem_id="lab2d-train-status")
-        with gr.Row():
-            loss_plot = gr.Plot(label="loss")
-            samples_plot = gr.Plot(label="samples")
-    # no queue limit of its own: training_slot allows one run per session (a clear message for a second) and
-    # MAX_TRAININGS on the server
-    train_button.click(lab2d_train_event, inputs=[preset, drawing, seed, *controls.inputs, seconds],
-                       outputs=[loss_plot, samples_plot, train_status, session_model, source], concurrency_limit=None,
-                       api_name="lab2d_train")
-
-    with gr.Accordion("Check: what the server computes at t", open=False):
-        with gr.Row():
-            points_button = gr.Button("x_t on the server")
-            field_button = gr.Button("score arrows on the server")
-        server_values = gr.JSON(label="server values")
-    fn, inputs = bind(lab2d_points_at, preset, drawing, seed, n_points, controls, t_slider)
-    points_button.click(fn, inputs=inputs, outputs=server_values, api_name="lab2d_points_at")
-    fn, inputs = bind(lab2d_field_at, preset, drawing, seed, n_points, controls, source, session_model, t_slider)
-    field_button.click(fn, inputs=inputs, outputs=server_values, api_name="lab2d_field_at")
+    _reverse_section(c)
+    _sweep_section(c)
+    _train_section(c)
+    _check_section(c)
     return {"preset": preset, "t_slider": t_slider, "scene": scene_box, "setup": setup}

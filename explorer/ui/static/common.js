@@ -1,5 +1,36 @@
 // Browser pieces shared by the tabs.
 
+// Base64 from the server -> bytes / little-endian float32.
+window.ddpmB64 = {
+  u8(s) {
+    const bin = atob(s || ''), u8 = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) u8[i] = bin.charCodeAt(i);
+    return u8;
+  },
+  f32(s) { return new Float32Array(window.ddpmB64.u8(s).buffer); },
+};
+
+// The forward process in the page, for a scene the server sent once: x_0 and ε as base64 float32, the
+// schedule's √ᾱ_t and √(1−ᾱ_t) as float64 lists. x_t = √ᾱ_t·x_0 + √(1−ᾱ_t)·ε in float32, step by step as
+// torch's explorer.diffusion.q_sample does it, so the page's values equal the server's (tests check this).
+window.ddpmQSample = {
+  load(p) {
+    p.x0 = window.ddpmB64.f32(p.x0);
+    p.eps = window.ddpmB64.f32(p.eps);
+    p.a32 = Float32Array.from(p.coef.sqrt_alpha_bar);  // float64 -> float32 as torch.tensor(.., float32)
+    p.b32 = Float32Array.from(p.coef.sqrt_one_minus_alpha_bar);
+    p.xt = new Float32Array(p.x0.length);
+    return p;
+  },
+  // A slider's value as a timestep of the scene: a whole number in 0..T.
+  timestep(p, tRaw) { return Math.max(0, Math.min(p.T, Math.round(Number(tRaw) || 0))); },
+  at(p, t) {
+    const f32 = Math.fround, a = p.a32[t], b = p.b32[t], x0 = p.x0, eps = p.eps, xt = p.xt;
+    for (let i = 0; i < xt.length; i++) xt[i] = f32(f32(a * x0[i]) + f32(b * eps[i]));
+    return xt;
+  },
+};
+
 // Call fn(value) from a range input's own input event, once per element: a drag is drawn without a trip
 // through Gradio's event queue. Returns false while the element is not in the page yet.
 window.ddpmListenRange = (selector, fn) => {

@@ -9,11 +9,6 @@
   const PLOT_INTERVAL_MS = 120; // markers and histogram follow the slider at most this often while dragging
 
   const f32 = Math.fround;
-  const b64ToF32 = (s) => {
-    const bin = atob(s), u8 = new Uint8Array(bin.length);
-    for (let i = 0; i < bin.length; i++) u8[i] = bin.charCodeAt(i);
-    return new Float32Array(u8.buffer);
-  };
   // torch.round: half to even
   const roundHalfEven = (v) => { const r = Math.round(v); return (r - v === 0.5 && r % 2 !== 0) ? r - 1 : r; };
 
@@ -21,11 +16,7 @@
     scene: null, t: 0, plotFrame: 0, drawn: 0,
     load(json, t) {
       if (!json) return;
-      const p = JSON.parse(json);
-      p.x0 = b64ToF32(p.x0); p.eps = b64ToF32(p.eps);
-      p.a32 = Float32Array.from(p.coef.sqrt_alpha_bar);           // float64 -> float32 as torch.tensor(.., float32)
-      p.b32 = Float32Array.from(p.coef.sqrt_one_minus_alpha_bar);
-      p.xt = new Float32Array(p.x0.length);
+      const p = window.ddpmQSample.load(JSON.parse(json));
       this.scene = p;
       this.image = null;
       this.shownT = -1;
@@ -36,21 +27,14 @@
       // (The Gradio .input event calls show() too; drawing the same t twice is skipped.)
       window.ddpmListenRange(SLIDER, (v) => this.show(v));
     },
-    compute(t) {
-      // x_t = sqrt(alpha_bar_t) * x_0 + sqrt(1 - alpha_bar_t) * eps, in float32 like torch
-      const p = this.scene, a = p.a32[t], b = p.b32[t], x0 = p.x0, eps = p.eps, xt = p.xt;
-      for (let i = 0; i < xt.length; i++) xt[i] = f32(f32(a * x0[i]) + f32(b * eps[i]));
-      return xt;
-    },
+    compute(t) { return window.ddpmQSample.at(this.scene, t); },
     toByte(v) {  // explorer.data.to_uint8: ((clamp(x, -1, 1) + 1) * 127.5).round()
       const c = v < -1 ? -1 : (v > 1 ? 1 : v);
       return roundHalfEven(f32(f32(c + 1) * 127.5));
     },
     show(tRaw) {
-      const p = this.scene;
-      if (!p) return;
-      const t = Math.max(0, Math.min(p.T, Math.round(Number(tRaw) || 0)));
-      if (t === this.shownT) return;
+      const p = this.scene, t = p ? window.ddpmQSample.timestep(p, tRaw) : -1;
+      if (!p || t === this.shownT) return;
       this.t = t;
       const canvas = document.getElementById(CANVAS_ID);
       if (!canvas) return;

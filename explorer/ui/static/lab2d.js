@@ -3,7 +3,6 @@
 // x_t = sqrt(alpha_bar_t) * x_0 + sqrt(1 - alpha_bar_t) * eps is repeated in float32 exactly as torch's q_sample does
 // it, so the points equal the server's (tests compare them). Only functions are defined here; events call them.
 window.ddpmLab2d = (() => {
-  const f32 = Math.fround;
   const SIZE = 480;  // canvas pixels per side
   const DENSITY_PX = 240;  // the density bands are computed at this resolution, drawn scaled
   const BANDS = 8;
@@ -12,11 +11,7 @@ window.ddpmLab2d = (() => {
   const RUN_COLOURS = { ddpm: '#d62728', ddim: '#1f77b4' };
   const ARROW_COLOURS = { learned: '#222222', exact: '#2ca02c', error: '#d62728' };
   const PATH_LINES = 60;  // particles whose whole path is drawn (the others show their position only)
-  const b64ToF32 = (s) => {
-    const bin = atob(s), u8 = new Uint8Array(bin.length);
-    for (let i = 0; i < bin.length; i++) u8[i] = bin.charCodeAt(i);
-    return new Float32Array(u8.buffer);
-  };
+  const b64ToF32 = (s) => window.ddpmB64.f32(s);
   const nearest = (ts, t) => {  // explorer.lab2d.scene.nearest_frame: the earlier frame on a tie
     let best = 0;
     for (let k = 1; k < ts.length; k++) if (Math.abs(ts[k] - t) < Math.abs(ts[best] - t)) best = k;
@@ -73,11 +68,7 @@ window.ddpmLab2d = (() => {
     // ------------------------------------------------------------ the point cloud at t
     load(json, t) {
       if (!json) return;
-      const p = JSON.parse(json);
-      p.x0 = b64ToF32(p.x0); p.eps = b64ToF32(p.eps);
-      p.a32 = Float32Array.from(p.coef.sqrt_alpha_bar);  // float64 -> float32 as torch.tensor(.., float32)
-      p.b32 = Float32Array.from(p.coef.sqrt_one_minus_alpha_bar);
-      p.xt = new Float32Array(p.x0.length);
+      const p = window.ddpmQSample.load(JSON.parse(json));
       if (p.density) { p.density.frames = b64ToF32(p.density.frames); p.density.cache = {}; }
       if (p.arrows) {
         for (const key of ['grid', 'learned', 'exact', 'error']) if (p.arrows[key]) p.arrows[key] = b64ToF32(p.arrows[key]);
@@ -111,11 +102,7 @@ window.ddpmLab2d = (() => {
         box.addEventListener('change', () => { this.shownT = -1; this.show(this.t); });
       });
     },
-    pointsAt(t) {  // x_t = sqrt(alpha_bar_t) * x_0 + sqrt(1 - alpha_bar_t) * eps, float32 like torch
-      const p = this.scene, a = p.a32[t], b = p.b32[t], x0 = p.x0, eps = p.eps, xt = p.xt;
-      for (let i = 0; i < xt.length; i++) xt[i] = f32(f32(a * x0[i]) + f32(b * eps[i]));
-      return xt;
-    },
+    pointsAt(t) { return window.ddpmQSample.at(this.scene, t); },
     densityImage(k) {  // log q(x_t) of frame k as translucent bands (bilinear on the grid), cached per frame
       const d = this.scene.density;
       if (d.cache[k]) return d.cache[k];
@@ -140,10 +127,8 @@ window.ddpmLab2d = (() => {
       return c;
     },
     show(tRaw) {
-      const p = this.scene;
-      if (!p) return;
-      const t = Math.max(0, Math.min(p.T, Math.round(Number(tRaw) || 0)));
-      if (t === this.shownT) return;
+      const p = this.scene, t = p ? window.ddpmQSample.timestep(p, tRaw) : -1;
+      if (!p || t === this.shownT) return;
       this.t = t;
       const canvas = document.getElementById('lab2d-canvas');
       if (!canvas) return;

@@ -9,14 +9,9 @@
   const PLAY_FPS = 30;
   const PLAY_SECONDS = 8; // a long run plays through in about this long (frames are skipped to keep 30/s)
 
-  const b64ToU8 = (s) => {
-    const bin = atob(s), u8 = new Uint8Array(bin.length);
-    for (let i = 0; i < bin.length; i++) u8[i] = bin.charCodeAt(i);
-    return u8;
-  };
   // the server zlib-compresses the grids (explorer/ui/reverse.py, frames_payload)
   const inflate = async (s) => new Uint8Array(
-    await new Response(new Blob([b64ToU8(s)]).stream().pipeThrough(new DecompressionStream('deflate'))).arrayBuffer());
+    await new Response(new Blob([window.ddpmB64.u8(s)]).stream().pipeThrough(new DecompressionStream('deflate'))).arrayBuffer());
 
   window.ddpmReverse = {
     run: null, shown: -1, pending: null, playing: 0, drawn: 0, previewFrame: -1,

@@ -3,12 +3,7 @@ window.ddpmTinySd = {
   scene: null,
   k: 0,
   sample: 0,
-  decode(b64) {
-    const bin = atob(b64 || '');
-    const out = new Uint8Array(bin.length);
-    for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-    return out;
-  },
+  decode(b64) { return window.ddpmB64.u8(b64); },
   load(sceneJson) {
     if (!sceneJson) return;
     const s = JSON.parse(sceneJson);
