@@ -79,6 +79,49 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
+def optimizer_step(opt: torch.optim.Optimizer, loss: torch.Tensor, lr: float) -> None:
+    """One optimizer step on ``loss`` at learning rate ``lr``."""
+    for group in opt.param_groups:
+        group["lr"] = lr
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
+def ema_update(ema: torch.nn.Module, model: torch.nn.Module, step: int, decay: float) -> None:
+    """θ_ema ← d·θ_ema + (1 − d)·θ with d = min(decay, (1 + step) / (10 + step)).
+
+    The step-dependent d is a short warm-up, so the average is not held back by the random initial weights.
+    """
+    d = min(decay, (1 + step) / (10 + step))
+    with torch.no_grad():
+        for pe, pm in zip(ema.parameters(), model.parameters()):
+            pe.lerp_(pm, 1 - d)
+
+
+class LossCurve:
+    """The loss curve of a run: the mean of every ``window`` steps' losses, appended to ``losses`` (kept on
+    resume), with the progress bar that shows the last loss and the last mean."""
+
+    def __init__(self, losses: list, window: int, total: int, step: int, progress: bool, desc: str | None = None):
+        from tqdm import tqdm
+
+        self.losses, self.size, self.window = losses, window, []
+        self.bar = tqdm(total=total, initial=step, desc=desc, disable=not progress, dynamic_ncols=True,
+                        file=sys.stderr)
+
+    def add(self, loss: float) -> None:
+        self.window.append(loss)
+        if len(self.window) == self.size:
+            self.losses.append(float(np.mean(self.window)))
+            self.window = []
+        self.bar.set_postfix(loss=f"{loss:.4f}", avg=f"{self.losses[-1]:.4f}" if self.losses else "-")
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
 def _state_path(out: Path) -> Path:
     return out.with_name(out.stem + ".trainstate.safetensors")
 
@@ -117,8 +160,6 @@ def load_train_state(out: Path, model, ema, opt, gen: torch.Generator) -> tuple[
 
 def train(cfg: TrainConfig, model_cfg: UNetConfig, out: Path, resume: bool = False, progress: bool = True) -> dict:
     """Run the training loop; writes ``out`` (EMA weights) and its model card. Returns the card."""
-    from tqdm import tqdm
-
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -137,9 +178,7 @@ def train(cfg: TrainConfig, model_cfg: UNetConfig, out: Path, resume: bool = Fal
     if resume and _state_path(out).is_file():
         step, elapsed, losses = load_train_state(out, model, ema, opt, gen)
     start = time.perf_counter() - elapsed
-    window = []
-
-    bar = tqdm(total=cfg.steps, initial=step, disable=not progress, dynamic_ncols=True, file=sys.stderr)
+    curve = LossCurve(losses, 100, cfg.steps, step, progress)
     while step < cfg.steps:
         # 1. batch, with label dropout to the null class
         idx = torch.randint(len(x_train), (cfg.batch_size,), generator=gen)
@@ -151,28 +190,16 @@ def train(cfg: TrainConfig, model_cfg: UNetConfig, out: Path, resume: bool = Fal
         # 3. loss
         loss = diffusion_loss(model, x0, labels, log_snr, noise)
         # 4. update and EMA
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step, cfg)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        decay = min(cfg.ema_decay, (1 + step) / (10 + step))  # short warm-up of the EMA
-        with torch.no_grad():
-            for pe, pm in zip(ema.parameters(), model.parameters()):
-                pe.lerp_(pm, 1 - decay)
+        optimizer_step(opt, loss, lr_at(step, cfg))
+        ema_update(ema, model, step, cfg.ema_decay)
         step += 1
-        window.append(loss.item())
-        if len(window) == 100:
-            losses.append(float(np.mean(window)))
-            window = []
-        bar.set_postfix(loss=f"{loss.item():.4f}", avg=f"{losses[-1]:.4f}" if losses else "-")
-        bar.update(1)
+        curve.add(loss.item())
         if step % cfg.save_every == 0 or step == cfg.steps:
             elapsed = time.perf_counter() - start
             card = _card(cfg, model_cfg, ema, step, elapsed, losses, len(x_train))
             save_checkpoint(ema, out, card)
             save_train_state(out, step, model, ema, opt, gen, elapsed, losses)
-    bar.close()
+    curve.close()
     return json.loads(out.with_suffix(".json").read_text())
 
 

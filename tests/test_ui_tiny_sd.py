@@ -86,6 +86,11 @@ def test_a_run_streams_frames_and_ends_with_every_step_recorded_and_the_samples(
     assert Image.open(grid).size[0] > 28 and status.startswith("done")
 
 
+def test_run_settings_can_be_passed_to_the_api_by_name(client):
+    scene = json.loads(client.predict(**{**RUN, "steps": 2, "n": 1}, api_name="/tiny_sd_sample")[0])
+    assert scene["frames"] == 2 and scene["n"] == 1
+
+
 def test_frame_api_equals_the_recorded_run(client, served):
     model = served[1]
     got = client.predict(*run_args(), 2, 1, api_name="/tiny_sd_frame")

@@ -30,10 +30,6 @@ from .pipeline import DEFAULT_GUIDANCE, PromptSettings, TinySD, decode, encode, 
 from .tokenizer import token_ids
 
 
-def _samples(model: TinySD, prompt: str, n: int, seed: int, guidance: float, steps: int) -> torch.Tensor:
-    return sample_images(model, PromptSettings.checked(prompt, guidance=guidance, seed=seed, steps=steps, n=n))
-
-
 @torch.inference_mode()
 def retrieval(model: TinySD, x: torch.Tensor, labels: torch.Tensor, thresholds: dict) -> dict:
     """Text → image retrieval among the held-out digits x with each one's full caption as the query."""
@@ -57,6 +53,57 @@ def retrieval(model: TinySD, x: torch.Tensor, labels: torch.Tensor, thresholds: 
     }
 
 
+def autoencoder_figures(model: TinySD, clf, x: torch.Tensor, y: np.ndarray) -> dict:
+    """The autoencoder's round trip D(E(x)) on held-out digits: PSNR and the classifier's accuracy on it."""
+    recon = decode(model, encode(model, x)).clamp(-1, 1)  # (N, 1, 28, 28)
+    return {"psnr_db_mean": float(psnr(recon, x).mean()),
+            "classifier_accuracy_on_reconstructions": float((classify(clf, recon)[0] == y).mean()),
+            "classifier_accuracy_on_originals": float((classify(clf, x)[0] == y).mean())}
+
+
+def prompt_figures(clf, sample, log) -> tuple[dict, torch.Tensor]:
+    """Share of samples read as the prompted digit, numerals ("7") and words ("seven"); and the numeral samples."""
+    per_digit, numeral_samples = [], []
+    for d in range(10):
+        row = {}
+        for form, prompt in (("numeral", str(d)), ("word", DIGIT_WORDS[d])):
+            x = sample(prompt, d)
+            row[form] = float((classify(clf, x)[0] == d).mean())
+            if form == "numeral":
+                numeral_samples.append(x)
+        per_digit.append(row)
+    log("prompt_accuracy", per_digit)
+    accuracy = {
+        "numeral": float(np.mean([r["numeral"] for r in per_digit])),
+        "word": float(np.mean([r["word"] for r in per_digit])),
+        "per_digit": per_digit,
+    }
+    return accuracy, torch.cat(numeral_samples)
+
+
+def attribute_figures(sample, real_ink: np.ndarray, test_y: np.ndarray, log) -> tuple[dict, dict]:
+    """Thick vs thin ink (in units of the real class's ink std) and slanted right vs left shear, per digit."""
+    thickness, slant = [], []
+    for d in range(10):
+        thick, thin = (sample(f"{w} {d}", 100 + d) for w in ("thick", "thin"))
+        right, left = (sample(f"{d}, slanted {w}", 200 + d) for w in ("right", "left"))
+        ink_std = float(real_ink[test_y == d].std())
+        ink_thick, ink_thin = float(ink_mass(thick).mean()), float(ink_mass(thin).mean())
+        thickness.append({"digit": d, "ink_thick": ink_thick, "ink_thin": ink_thin,
+                          "difference_in_real_std": float((ink_mass(thick).mean() - ink_mass(thin).mean()) / ink_std)})
+        slant.append({"digit": d, "shear_right": float(shear(right).mean()), "shear_left": float(shear(left).mean())})
+        log(f"attributes {d}", [thickness[-1], slant[-1]])
+    return ({
+        "digits_thick_over_thin": int(sum(r["difference_in_real_std"] > 0 for r in thickness)),
+        "mean_difference_in_real_std": float(np.mean([r["difference_in_real_std"] for r in thickness])),
+        "per_digit": thickness,
+    }, {
+        "digits_right_of_left": int(sum(r["shear_right"] > r["shear_left"] for r in slant)),
+        "mean_shear_difference": float(np.mean([r["shear_right"] - r["shear_left"] for r in slant])),
+        "per_digit": slant,
+    })
+
+
 def evaluate_tiny_sd(card_file: Path, n: int = 20, seed: int = 1234, guidance: float = DEFAULT_GUIDANCE,
                      steps: int = 50, classifier_epochs: int = 12, progress: bool = True) -> dict:
     t0 = time.perf_counter()
@@ -65,50 +112,21 @@ def evaluate_tiny_sd(card_file: Path, n: int = 20, seed: int = 1234, guidance: f
     split = load_mnist_split()
     clf = train_classifier(split.train_x, split.train_y, epochs=classifier_epochs)
     test_y = split.test_y.numpy()
-    real_spread = same_class_spread(split.test_x, test_y)
-    copy_threshold = float(nearest_train_distance(split.test_x, split.train_x).min())
-    real_ink = ink_mass(split.test_x).numpy()
 
     def log(key, value):
         if progress:
             print(key, json.dumps(value), file=sys.stderr, flush=True)
 
-    # 1. the autoencoder's round trip
-    recon = decode(model, encode(model, split.test_x)).clamp(-1, 1)
-    autoencoder = {"psnr_db_mean": float(psnr(recon, split.test_x).mean()),
-                   "classifier_accuracy_on_reconstructions": float((classify(clf, recon)[0] == test_y).mean()),
-                   "classifier_accuracy_on_originals": float((classify(clf, split.test_x)[0] == test_y).mean())}
+    def sample(prompt: str, seed_offset: int) -> torch.Tensor:
+        """n DDIM samples of the prompt, seeded per prompt so each figure is reproducible on its own."""
+        settings = PromptSettings.checked(prompt, guidance=guidance, seed=seed + seed_offset, steps=steps, n=n)
+        return sample_images(model, settings)  # (n, 1, 28, 28)
+
+    autoencoder = autoencoder_figures(model, clf, split.test_x, test_y)
     log("autoencoder", autoencoder)
-
-    # 2. prompted digits, as numerals and as words
-    per_digit, numeral_samples = [], []
-    for d in range(10):
-        row = {}
-        for form, prompt in (("numeral", str(d)), ("word", DIGIT_WORDS[d])):
-            x = _samples(model, prompt, n, seed + d, guidance, steps)
-            row[form] = float((classify(clf, x)[0] == d).mean())
-            if form == "numeral":
-                numeral_samples.append(x)
-        per_digit.append(row)
-    log("prompt_accuracy", per_digit)
-    numeral = torch.cat(numeral_samples)
-    numeral_labels = np.repeat(np.arange(10), n)
-    prompt_accuracy = {
-        "numeral": float(np.mean([r["numeral"] for r in per_digit])),
-        "word": float(np.mean([r["word"] for r in per_digit])),
-        "per_digit": per_digit,
-    }
-
-    # 3. attributes: thick vs thin ink, slanted right vs left shear
-    thickness, slant = [], []
-    for d in range(10):
-        thick, thin = (_samples(model, f"{w} {d}", n, seed + 100 + d, guidance, steps) for w in ("thick", "thin"))
-        right, left = (_samples(model, f"{d}, slanted {w}", n, seed + 200 + d, guidance, steps) for w in ("right", "left"))
-        ink_std = float(real_ink[test_y == d].std())
-        thickness.append({"digit": d, "ink_thick": float(ink_mass(thick).mean()), "ink_thin": float(ink_mass(thin).mean()),
-                          "difference_in_real_std": float((ink_mass(thick).mean() - ink_mass(thin).mean()) / ink_std)})
-        slant.append({"digit": d, "shear_right": float(shear(right).mean()), "shear_left": float(shear(left).mean())})
-        log(f"attributes {d}", [thickness[-1], slant[-1]])
+    prompt_accuracy, numeral = prompt_figures(clf, sample, log)
+    thickness, slant = attribute_figures(sample, ink_mass(split.test_x).numpy(), test_y, log)
+    copy_threshold = float(nearest_train_distance(split.test_x, split.train_x).min())
     nn_d = nearest_train_distance(numeral, split.train_x)
     result = {
         "card": str(card_file),
@@ -116,17 +134,10 @@ def evaluate_tiny_sd(card_file: Path, n: int = 20, seed: int = 1234, guidance: f
         "seed": seed, "network_precision": "fp32",
         "autoencoder": autoencoder,
         "prompt_accuracy": prompt_accuracy,
-        "thickness": {
-            "digits_thick_over_thin": int(sum(r["difference_in_real_std"] > 0 for r in thickness)),
-            "mean_difference_in_real_std": float(np.mean([r["difference_in_real_std"] for r in thickness])),
-            "per_digit": thickness,
-        },
-        "slant": {
-            "digits_right_of_left": int(sum(r["shear_right"] > r["shear_left"] for r in slant)),
-            "mean_shear_difference": float(np.mean([r["shear_right"] - r["shear_left"] for r in slant])),
-            "per_digit": slant,
-        },
-        "spread_ratio": same_class_spread(numeral, numeral_labels) / real_spread,
+        "thickness": thickness,
+        "slant": slant,
+        "spread_ratio": (same_class_spread(numeral, np.repeat(np.arange(10), n))
+                         / same_class_spread(split.test_x, test_y)),
         "near_copy_share": float((nn_d < copy_threshold).mean()),
         "near_copy_threshold_l2": copy_threshold,
         "retrieval": retrieval(model, split.test_x, split.test_y, model.card["captions"]["thresholds"]),

@@ -26,7 +26,9 @@ import numpy as np
 import torch
 
 from ..mnist import DATA_SOURCE, HOLDOUT_PER_CLASS, SPLIT_SEED, load_mnist_split
-from ..train import diffusion_loss, load_train_state, lr_at, sample_log_snr, save_train_state
+from ..train import (
+    LossCurve, diffusion_loss, ema_update, load_train_state, lr_at, optimizer_step, sample_log_snr, save_train_state,
+)
 from .autoencoder import Autoencoder, AutoencoderConfig
 from .captions import CaptionConfig, fit_thresholds, make_caption, measure_attributes
 from .checkpoint import DEFAULT_CARD, part_path, read_card, save_part, write_card
@@ -56,21 +58,12 @@ class TinySDTrainConfig:
     train_subset: int = 0  # 0 = the whole training split
 
 
-def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, step: int, decay: float) -> None:
-    d = min(decay, (1 + step) / (10 + step))  # short warm-up of the EMA
-    with torch.no_grad():
-        for pe, pm in zip(ema.parameters(), model.parameters()):
-            pe.lerp_(pm, 1 - d)
-
-
 def run_stage(name: str, model: torch.nn.Module, loss_fn, cfg: StageConfig, card_file: Path, save_every: int,
               extra_card, resume: bool, progress: bool, gen: torch.Generator) -> torch.nn.Module:
     """Train ``model`` with AdamW + EMA on ``loss_fn(model, step) -> loss``; returns the EMA model.
 
     A part already trained to ``cfg.steps`` (per the card) is loaded from its training state and skipped.
     """
-    from tqdm import tqdm
-
     ema = copy.deepcopy(model).requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
     state_out = part_path(card_file, name)
@@ -78,23 +71,13 @@ def run_stage(name: str, model: torch.nn.Module, loss_fn, cfg: StageConfig, card
     if resume and state_out.with_name(state_out.stem + ".trainstate.safetensors").is_file():
         step, elapsed, losses = load_train_state(state_out, model, ema, opt, gen)
     start = time.perf_counter() - elapsed
-    window = []
-    bar = tqdm(total=cfg.steps, initial=step, desc=name, disable=not progress, dynamic_ncols=True, file=sys.stderr)
+    curve = LossCurve(losses, 50, cfg.steps, step, progress, desc=name)
     while step < cfg.steps:
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step, cfg)
         loss = loss_fn(model, step)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        _ema_update(ema, model, step, cfg.ema_decay)
+        optimizer_step(opt, loss, lr_at(step, cfg))
+        ema_update(ema, model, step, cfg.ema_decay)
         step += 1
-        window.append(loss.item())
-        if len(window) == 50:
-            losses.append(float(np.mean(window)))
-            window = []
-        bar.set_postfix(loss=f"{loss.item():.4f}", avg=f"{losses[-1]:.4f}" if losses else "-")
-        bar.update(1)
+        curve.add(loss.item())
         if step % save_every == 0 or step == cfg.steps:
             elapsed = time.perf_counter() - start
             save_part(card_file, name, ema, {
@@ -104,7 +87,7 @@ def run_stage(name: str, model: torch.nn.Module, loss_fn, cfg: StageConfig, card
                 **extra_card(),
             })
             save_train_state(state_out, step, model, ema, opt, gen, elapsed, losses)
-    bar.close()
+    curve.close()
     return ema.eval()
 
 
@@ -121,6 +104,34 @@ def latent_statistics(ae: Autoencoder, x: torch.Tensor, gen: torch.Generator) ->
     return mean, std, float(1.0 / z.std())
 
 
+def update_card(card_file: Path, **entries) -> dict:
+    """The card with ``entries`` set, written back."""
+    card = read_card(card_file)
+    card.update(entries)
+    write_card(card_file, card)
+    return card
+
+
+def describe_run(card_file: Path, cfg: TinySDTrainConfig, n_train: int, thresholds: dict, resume: bool) -> None:
+    """Write what this run is (model, data, captions, config, hardware) into the card; a fresh card unless resuming."""
+    if not (resume and card_file.is_file()):
+        write_card(card_file, {})
+    update_card(
+        card_file,
+        name="Tiny SD: KL autoencoder 28×28×1 → 4×7×7, tiny CLIP text encoder, latent UNet with cross-attention",
+        data={"source": DATA_SOURCE, "train_digits": n_train, "held_out_digits": HOLDOUT_PER_CLASS * 10,
+              "split": f"stratified, {HOLDOUT_PER_CLASS} per class held out, numpy seed {SPLIT_SEED}"},
+        captions={**asdict(CaptionConfig()), "thresholds": thresholds,
+                  "attributes": "ink mass terciles (thin/normal/thick) and shear −μ11/μ02 terciles "
+                                "(slanted left/upright/slanted right), within class, on the training split"},
+        train_config={"uniform_share": cfg.uniform_share, "seed": cfg.seed, "threads": cfg.threads,
+                      "train_subset": cfg.train_subset},
+        hardware=f"{platform.processor() or platform.machine()}, {cfg.threads} CPU thread(s), torch {torch.__version__}",
+        command="python -m explorer.latent.train " + " ".join(sys.argv[1:]),
+        default_schedule="scaled_linear",
+    )
+
+
 def train(cfg: TinySDTrainConfig, card_file: Path = DEFAULT_CARD, resume: bool = False, progress: bool = True,
           ae_cfg: AutoencoderConfig = AutoencoderConfig(), clip_cfg: ClipConfig = ClipConfig(),
           unet_cfg: LatentUNetConfig = LatentUNetConfig()) -> dict:
@@ -135,23 +146,7 @@ def train(cfg: TinySDTrainConfig, card_file: Path = DEFAULT_CARD, resume: bool =
         x, y = x[: cfg.train_subset], y[: cfg.train_subset]
     thresholds = fit_thresholds(split.train_x, split.train_y)
     attrs = measure_attributes(x, y, thresholds)
-    if not (resume and card_file.is_file()):
-        write_card(card_file, {})
-    card = read_card(card_file)
-    card.update({
-        "name": "Tiny SD: KL autoencoder 28×28×1 → 4×7×7, tiny CLIP text encoder, latent UNet with cross-attention",
-        "data": {"source": DATA_SOURCE, "train_digits": len(x), "held_out_digits": HOLDOUT_PER_CLASS * 10,
-                 "split": f"stratified, {HOLDOUT_PER_CLASS} per class held out, numpy seed {SPLIT_SEED}"},
-        "captions": {**asdict(CaptionConfig()), "thresholds": thresholds,
-                     "attributes": "ink mass terciles (thin/normal/thick) and shear −μ11/μ02 terciles "
-                                   "(slanted left/upright/slanted right), within class, on the training split"},
-        "train_config": {"uniform_share": cfg.uniform_share, "seed": cfg.seed, "threads": cfg.threads,
-                         "train_subset": cfg.train_subset},
-        "hardware": f"{platform.processor() or platform.machine()}, {cfg.threads} CPU thread(s), torch {torch.__version__}",
-        "command": "python -m explorer.latent.train " + " ".join(sys.argv[1:]),
-        "default_schedule": "scaled_linear",
-    })
-    write_card(card_file, card)
+    describe_run(card_file, cfg, len(x), thresholds, resume)
 
     def batch_index(n: int) -> torch.Tensor:
         return torch.randint(len(x), (n,), generator=gen)
@@ -167,9 +162,7 @@ def train(cfg: TinySDTrainConfig, card_file: Path = DEFAULT_CARD, resume: bool =
     ae = run_stage("autoencoder", Autoencoder(ae_cfg), ae_loss, cfg.autoencoder, card_file, cfg.save_every,
                    dict, resume, progress, gen)
     z_mean, z_std, scaling_factor = latent_statistics(ae, x, gen)
-    card = read_card(card_file)
-    card["scaling_factor"] = scaling_factor
-    write_card(card_file, card)
+    update_card(card_file, scaling_factor=scaling_factor)
 
     # 2. text encoder, contrastive against an image encoder (no empty captions: they describe no image)
     clip_captions = CaptionConfig(empty_share=0.0)
@@ -193,12 +186,10 @@ def train(cfg: TinySDTrainConfig, card_file: Path = DEFAULT_CARD, resume: bool =
         return diffusion_loss(model, z0, context, log_snr, noise)
 
     run_stage("unet", LatentUNet(unet_cfg), unet_loss, cfg.unet, card_file, cfg.save_every, dict, resume, progress, gen)
-    card = read_card(card_file)
-    card["wall_time_s_this_run"] = round(time.perf_counter() - t0, 1)
-    card["wall_time_s_total"] = round(sum(p["training"]["wall_time_s"] for p in card["parts"].values()), 1)
-    card["weights_bytes_total"] = sum(p["weights_bytes"] for p in card["parts"].values())
-    write_card(card_file, card)
-    return card
+    parts = read_card(card_file)["parts"].values()
+    return update_card(card_file, wall_time_s_this_run=round(time.perf_counter() - t0, 1),
+                       wall_time_s_total=round(sum(p["training"]["wall_time_s"] for p in parts), 1),
+                       weights_bytes_total=sum(p["weights_bytes"] for p in parts))
 
 
 def main(argv=None) -> None:

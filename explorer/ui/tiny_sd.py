@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import html
+import inspect
 import json
 import time
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from ..latent.tokenizer import UNK, tokenize
 from ..samplers import SAMPLERS
 from ..schedules import SCHEDULE_NAMES
 from .common import image_file, served_image_path, user_errors
+from .controls import bind
 from .image_input import ImageInput
 
 UI_MAX_SAMPLES = 16
@@ -53,14 +55,16 @@ def pixel_model():
 
 @dataclass(frozen=True)
 class RunRequest:
+    """One run of the tab, validated by :meth:`checked`."""
+
     settings: PromptSettings
     detailed: int  # samples whose every step goes to the page
 
-
-def checked_request(prompt, negative, guidance, seed, sampler, steps, schedule, n) -> RunRequest:
-    settings = PromptSettings.checked(prompt, negative, guidance, seed, sampler, steps, 0.0, schedule, n,
-                                      max_samples=UI_MAX_SAMPLES)
-    return RunRequest(settings, min(settings.n, fr.MAX_DETAILED))
+    @classmethod
+    def checked(cls, prompt, negative, guidance, seed, sampler, steps, schedule, n) -> "RunRequest":
+        settings = PromptSettings.checked(prompt, negative, guidance, seed, sampler, steps, 0.0, schedule, n,
+                                          max_samples=UI_MAX_SAMPLES)
+        return cls(settings, min(settings.n, fr.MAX_DETAILED))
 
 
 # ---------------------------------------------------------------- handlers
@@ -126,9 +130,8 @@ def total_steps(settings: PromptSettings) -> int:
     return settings.steps if settings.sampler == "ddim" else 1000  # DDPM visits every t of the T = 1000 schedule
 
 
-def sample_run(prompt, negative, guidance, seed, sampler, steps, schedule, n):
+def sample_run(req: RunRequest):
     """Stream a run: pipeline stage, the frames so far (JSON for the page), the final grid, a status line."""
-    req = checked_request(prompt, negative, guidance, seed, sampler, steps, schedule, n)
     started = time.perf_counter()
     last_sent = 0.0
     total = total_steps(req.settings)
@@ -145,9 +148,8 @@ def sample_run(prompt, negative, guidance, seed, sampler, steps, schedule, n):
             yield scene, grid, f"done in {time.perf_counter() - started:.2f} s ({req.settings.n} samples)"
 
 
-def frame_api(prompt, negative, guidance, seed, sampler, steps, schedule, n, k, sample) -> dict:
+def frame_api(req: RunRequest, k, sample) -> dict:
     """Frame k of detailed sample `sample` of this run, computed on the server (the bytes the page draws)."""
-    req = checked_request(prompt, negative, guidance, seed, sampler, steps, schedule, n)
     frames = None
     for _, frames, _ in run_frames(req):
         pass
@@ -245,27 +247,51 @@ _VIEW_HTML = """
 """
 
 
-def build_tiny_sd_tab(demo: gr.Blocks) -> None:
-    """The tab's layout and events."""
-    gr.Markdown(
-        "Stable Diffusion in miniature, trained on this CPU: a **text encoder** (a tiny CLIP) turns the prompt "
-        "into token embeddings, a **UNet** denoises a 4×7×7 **latent** while reading them through "
-        "cross-attention, and the autoencoder's **decoder** turns the latent into a 28×28 digit. Guidance: "
-        "ε = ε(empty or negative prompt) + w·(ε(prompt) − ε(empty or negative prompt)). Words it knows: digits "
-        "(7 or seven), thin / normal / thick, slanted left / upright / slanted right."
-    )
-    with gr.Row():
-        prompt = gr.Textbox("a thick 7", label="Prompt", max_lines=2, elem_id="tiny-sd-prompt")
-        negative = gr.Textbox("", label="Negative prompt (replaces the empty prompt in guidance)", max_lines=2,
-                              elem_id="tiny-sd-negative")
-    tokens = gr.HTML(tokens_html("a thick 7"), elem_id="tiny-sd-tokens")
-    with gr.Row():
-        guidance = gr.Slider(0, 10, value=DEFAULT_GUIDANCE, step=0.5, label="guidance w", elem_id="tiny-sd-guidance")
-        seed = gr.Number(0, label="seed", precision=0, minimum=0)
-        sampler = gr.Radio(list(SAMPLERS), value="ddim", label="sampler")
-        steps = gr.Slider(1, 200, value=50, step=1, label="DDIM steps", elem_id="tiny-sd-steps")
-        schedule = gr.Dropdown(list(SCHEDULE_NAMES), value=DEFAULT_SCHEDULE, label="schedule")
-        n = gr.Slider(1, UI_MAX_SAMPLES, value=DEFAULT_SAMPLES, step=1, label="samples", elem_id="tiny-sd-n")
+def named_api(bound: tuple, *names: str) -> tuple:
+    """A :func:`bind` pair whose API parameters keep their names, so clients may still pass them by keyword.
+
+    bind's handler takes ``*values``, which Gradio would name param_0, param_1, ...
+    """
+    fn, inputs = bound
+    fn.__signature__ = inspect.Signature([inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in names])
+    return fn, inputs
+
+
+class PromptControls:
+    """Prompt and negative prompt (with the tokens the encoder sees), guidance, seed, sampler, steps, schedule,
+    samples. ``parse`` gives the :class:`RunRequest` they describe (validated there, once)."""
+
+    FIELDS = ("prompt", "negative", "guidance", "seed", "sampler", "steps", "schedule", "n")  # the API's names
+
+    def __init__(self):
+        with gr.Row():
+            self.prompt = gr.Textbox("a thick 7", label="Prompt", max_lines=2, elem_id="tiny-sd-prompt")
+            self.negative = gr.Textbox("", label="Negative prompt (replaces the empty prompt in guidance)",
+                                       max_lines=2, elem_id="tiny-sd-negative")
+        tokens = gr.HTML(tokens_html("a thick 7"), elem_id="tiny-sd-tokens")
+        gr.on([self.prompt.change, self.negative.change], user_errors(tokens_html),
+              inputs=[self.prompt, self.negative], outputs=tokens, trigger_mode="always_last",
+              show_progress="hidden", api_name="tiny_sd_tokens")
+        with gr.Row():
+            self.guidance = gr.Slider(0, 10, value=DEFAULT_GUIDANCE, step=0.5, label="guidance w",
+                                      elem_id="tiny-sd-guidance")
+            self.seed = gr.Number(0, label="seed", precision=0, minimum=0)
+            self.sampler = gr.Radio(list(SAMPLERS), value="ddim", label="sampler")
+            self.steps = gr.Slider(1, 200, value=50, step=1, label="DDIM steps", elem_id="tiny-sd-steps")
+            self.schedule = gr.Dropdown(list(SCHEDULE_NAMES), value=DEFAULT_SCHEDULE, label="schedule")
+            self.n = gr.Slider(1, UI_MAX_SAMPLES, value=DEFAULT_SAMPLES, step=1, label="samples", elem_id="tiny-sd-n")
+
+    @property
+    def inputs(self) -> list:
+        return [getattr(self, name) for name in self.FIELDS]
+
+    @staticmethod
+    def parse(prompt, negative, guidance, seed, sampler, steps, schedule, n) -> RunRequest:
+        return RunRequest.checked(prompt, negative, guidance, seed, sampler, steps, schedule, n)
+
+
+def build_run(controls: PromptControls) -> None:
+    """Generate / Stop, the pipeline, and the step viewer the page draws from the streamed frames."""
     with gr.Row():
         run_btn = gr.Button("Generate", variant="primary", elem_id="tiny-sd-run")
         stop_btn = gr.Button("Stop")
@@ -276,15 +302,28 @@ def build_tiny_sd_tab(demo: gr.Blocks) -> None:
         samples = gr.Image(label="samples", interactive=False, format="png", elem_classes=["tsd-images"],
                            elem_id="tiny-sd-samples", height=300)
     scene = gr.Textbox(visible=False, elem_id="tiny-sd-scene")  # the run's frames (JSON), drawn by tiny_sd.js
-    frame_inputs = [prompt, negative, guidance, seed, sampler, steps, schedule, n]
+    scene.change(None, inputs=scene, js="(s) => window.ddpmTinySd.load(s)", show_progress="hidden",
+                 api_name="tiny_sd_draw")
+    fn, inputs = named_api(bind(sample_run, controls), *PromptControls.FIELDS)
+    run = run_btn.click(fn, inputs=inputs, outputs=[scene, samples, status], api_name="tiny_sd_sample",
+                        concurrency_limit=2, show_progress="minimal")
+    stop_btn.click(None, cancels=[run], api_name="tiny_sd_stop")
 
+
+def build_frame_check(controls: PromptControls) -> None:
+    """One frame of the run computed on the server: what `tiny_sd_frame` returns."""
     with gr.Accordion("Check: one frame computed on the server (what `tiny_sd_frame` returns)", open=False):
         with gr.Row():
             frame_k = gr.Number(0, label="frame", precision=0, minimum=0)
             frame_sample = gr.Number(0, label="sample", precision=0, minimum=0)
             frame_btn = gr.Button("Compute frame")
         frame_json = gr.JSON(label="frame (uint8 pixels, attention shares)")
+    fn, inputs = named_api(bind(frame_api, controls, frame_k, frame_sample), *PromptControls.FIELDS, "k", "sample")
+    frame_btn.click(fn, inputs=inputs, outputs=frame_json, api_name="tiny_sd_frame", concurrency_limit=2)
 
+
+def build_compare(controls: PromptControls) -> None:
+    """Two prompts with the run's guidance and seed: two grids side by side."""
     with gr.Accordion("Two prompts, same seed", open=False):
         with gr.Row():
             prompt_a = gr.Textbox("thin 4", label="prompt A", max_lines=1)
@@ -294,7 +333,13 @@ def build_tiny_sd_tab(demo: gr.Blocks) -> None:
         with gr.Row():
             grid_a = gr.Image(label="A", interactive=False, format="png", elem_classes=["tsd-images"])
             grid_b = gr.Image(label="B", interactive=False, format="png", elem_classes=["tsd-images"])
+        compare_btn.click(user_errors(compare_prompts),
+                          inputs=[prompt_a, prompt_b, controls.guidance, controls.seed, compare_n],
+                          outputs=[grid_a, grid_b], api_name="tiny_sd_compare", concurrency_limit=2)
 
+
+def build_round_trip() -> None:
+    """An image (bundled, uploaded or drawn) through the autoencoder and back."""
     with gr.Accordion("Autoencoder round trip", open=False):
         with gr.Row():
             with gr.Column():
@@ -306,29 +351,38 @@ def build_tiny_sd_tab(demo: gr.Blocks) -> None:
                 sketch = gr.Sketchpad(label="or draw a digit", canvas_size=(280, 280), layers=False,
                                       brush=gr.Brush(colors=["#000000"], color_mode="fixed", default_size=18))
                 use_sketch = gr.Button("Use drawing")
+                use_sketch.click(user_errors(drawing_file), inputs=sketch, outputs=ae_image,
+                                 api_name="tiny_sd_drawing")
                 ae_btn = gr.Button("Encode and decode", variant="primary")
             ae_in = gr.Image(label="x (28×28)", interactive=False, format="png", elem_classes=["tsd-images"])
             ae_latent = gr.Image(label="z = E(x): 4 channels of 7×7", interactive=False, format="png",
                                  elem_classes=["tsd-images"])
             ae_out = gr.Image(label="D(z)", interactive=False, format="png", elem_classes=["tsd-images"])
         ae_note = gr.Markdown()
+    ae_btn.click(user_errors(round_trip), inputs=ae_image, outputs=[ae_in, ae_latent, ae_out, ae_note],
+                 api_name="tiny_sd_round_trip")
 
+
+def build_cost() -> None:
+    """ms per denoising step of the pixel UNet and the latent UNet, measured on this machine."""
     with gr.Accordion("Cost: pixel model vs latent model", open=False):
         cost_btn = gr.Button("Measure on this machine")
         cost = gr.Markdown("| | pixel model | Tiny SD |\n|---|---|---|\n| numbers denoised per sample | 784 | 196 |")
+        cost_btn.click(user_errors(cost_table), outputs=cost, api_name="tiny_sd_cost", concurrency_limit=1)
 
-    gr.on([prompt.change, negative.change], user_errors(tokens_html), inputs=[prompt, negative], outputs=tokens,
-          trigger_mode="always_last", show_progress="hidden", api_name="tiny_sd_tokens")
-    run = run_btn.click(user_errors(sample_run), inputs=frame_inputs, outputs=[scene, samples, status],
-                        api_name="tiny_sd_sample", concurrency_limit=2, show_progress="minimal")
-    stop_btn.click(None, cancels=[run], api_name="tiny_sd_stop")
-    scene.change(None, inputs=scene, js="(s) => window.ddpmTinySd.load(s)", show_progress="hidden",
-                 api_name="tiny_sd_draw")
-    frame_btn.click(user_errors(frame_api), inputs=[*frame_inputs, frame_k, frame_sample], outputs=frame_json,
-                    api_name="tiny_sd_frame", concurrency_limit=2)
-    compare_btn.click(user_errors(compare_prompts), inputs=[prompt_a, prompt_b, guidance, seed, compare_n],
-                      outputs=[grid_a, grid_b], api_name="tiny_sd_compare", concurrency_limit=2)
-    use_sketch.click(user_errors(drawing_file), inputs=sketch, outputs=ae_image, api_name="tiny_sd_drawing")
-    ae_btn.click(user_errors(round_trip), inputs=ae_image, outputs=[ae_in, ae_latent, ae_out, ae_note],
-                 api_name="tiny_sd_round_trip")
-    cost_btn.click(user_errors(cost_table), outputs=cost, api_name="tiny_sd_cost", concurrency_limit=1)
+
+def build_tiny_sd_tab(demo: gr.Blocks) -> None:
+    """The tab: the run's controls, the run and its viewer, then the accordions that reuse its settings."""
+    gr.Markdown(
+        "Stable Diffusion in miniature, trained on this CPU: a **text encoder** (a tiny CLIP) turns the prompt "
+        "into token embeddings, a **UNet** denoises a 4×7×7 **latent** while reading them through "
+        "cross-attention, and the autoencoder's **decoder** turns the latent into a 28×28 digit. Guidance: "
+        "ε = ε(empty or negative prompt) + w·(ε(prompt) − ε(empty or negative prompt)). Words it knows: digits "
+        "(7 or seven), thin / normal / thick, slanted left / upright / slanted right."
+    )
+    controls = PromptControls()
+    build_run(controls)
+    build_frame_check(controls)
+    build_compare(controls)
+    build_round_trip()
+    build_cost()
