@@ -21,7 +21,7 @@ import torch
 
 from .. import checks
 from ..model import NULL_CLASS, count_parameters, save_checkpoint
-from ..train import diffusion_loss, lr_at, sample_log_snr
+from ..train import diffusion_loss, ema_update, lr_at, optimizer_step, sample_log_snr
 from .data import PRESETS, PointCloud, make_points
 from .model import LAB2D_CHECKPOINT_DIR, PointMLP, PointMLPConfig, checkpoint_path
 
@@ -77,15 +77,8 @@ def train_stream(cloud: PointCloud, cfg: TrainConfig = TrainConfig(),
         # 3. loss on (B, 2, 1, 1): diffusion_loss broadcasts ᾱ over image axes
         loss = diffusion_loss(model, x0[:, :, None, None], labels, log_snr, noise[:, :, None, None])
         # 4. update and EMA
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step, cfg)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        decay = min(cfg.ema_decay, (1 + step) / (10 + step))  # short warm-up of the EMA
-        with torch.no_grad():
-            for pe, pm in zip(ema.parameters(), model.parameters()):
-                pe.lerp_(pm, 1 - decay)
+        optimizer_step(opt, loss, lr_at(step, cfg))
+        ema_update(ema, model, step, cfg.ema_decay)
         window.append(loss.item())
         now = time.perf_counter()
         out_of_time = cfg.time_limit_s and now - start >= cfg.time_limit_s

@@ -40,9 +40,28 @@ def bind(fn, *groups):
     else:
         def handler(*values):
             return fn(*parsed(values))
-    # not functools.wraps: Gradio reads the signature for its special arguments, and this one takes *values
+    # not functools.wraps (Gradio reads the signature for its special arguments): the API names each value after
+    # fn's parameter, or a group's own names (prefixed with fn's parameter where two groups would clash)
     handler.__name__, handler.__doc__ = fn.__name__, fn.__doc__
+    handler.__signature__ = inspect.Signature(
+        [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in _api_names(fn, groups)])
     return user_errors(handler), inputs
+
+
+def _api_names(fn, groups) -> list[str]:
+    params = list(inspect.signature(fn).parameters)
+
+    def names(prefixed: bool) -> list[str]:
+        out = []
+        for param, group in zip(params, groups):
+            if hasattr(group, "parse"):
+                out += [f"{param}_{n}" if prefixed else n for n in group.NAMES]
+            else:
+                out.append(param)
+        return out
+
+    plain = names(False)
+    return plain if len(set(plain)) == len(plain) else names(True)
 
 
 class ScheduleControls:
@@ -50,6 +69,8 @@ class ScheduleControls:
 
     ``parse`` gives the :class:`Schedule` they describe: T = steps, β for the linear-type families, s for cosine.
     """
+
+    NAMES = ("family", "steps", "beta_start", "beta_end", "cosine_s", "zero_terminal_snr")  # the API's names
 
     def __init__(self, family: str = "linear", api_prefix: str = "forward", label: str = "Schedule"):
         beta_start, beta_end = DEFAULT_BETAS.get(family, DEFAULT_BETAS["linear"])
@@ -104,6 +125,7 @@ class RunControls:
     """
 
     FIELDS = ("sampler", "steps", "eta", "spacing", "digit", "guidance", "seed", "n")
+    NAMES = ("family", "T", "beta_start", "beta_end", "cosine_s", "zero_terminal_snr") + FIELDS  # the API's names
 
     def __init__(self, api_prefix: str = "reverse"):
         d = DEFAULTS

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import html
-import inspect
 import json
 import time
 from dataclasses import dataclass
@@ -247,21 +246,12 @@ _VIEW_HTML = """
 """
 
 
-def named_api(bound: tuple, *names: str) -> tuple:
-    """A :func:`bind` pair whose API parameters keep their names, so clients may still pass them by keyword.
-
-    bind's handler takes ``*values``, which Gradio would name param_0, param_1, ...
-    """
-    fn, inputs = bound
-    fn.__signature__ = inspect.Signature([inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in names])
-    return fn, inputs
-
-
 class PromptControls:
     """Prompt and negative prompt (with the tokens the encoder sees), guidance, seed, sampler, steps, schedule,
     samples. ``parse`` gives the :class:`RunRequest` they describe (validated there, once)."""
 
-    FIELDS = ("prompt", "negative", "guidance", "seed", "sampler", "steps", "schedule", "n")  # the API's names
+    FIELDS = ("prompt", "negative", "guidance", "seed", "sampler", "steps", "schedule", "n")
+    NAMES = FIELDS  # the API's names
 
     def __init__(self):
         with gr.Row():
@@ -304,7 +294,7 @@ def build_run(controls: PromptControls) -> None:
     scene = gr.Textbox(visible=False, elem_id="tiny-sd-scene")  # the run's frames (JSON), drawn by tiny_sd.js
     scene.change(None, inputs=scene, js="(s) => window.ddpmTinySd.load(s)", show_progress="hidden",
                  api_name="tiny_sd_draw")
-    fn, inputs = named_api(bind(sample_run, controls), *PromptControls.FIELDS)
+    fn, inputs = bind(sample_run, controls)
     run = run_btn.click(fn, inputs=inputs, outputs=[scene, samples, status], api_name="tiny_sd_sample",
                         concurrency_limit=2, show_progress="minimal")
     stop_btn.click(None, cancels=[run], api_name="tiny_sd_stop")
@@ -318,7 +308,7 @@ def build_frame_check(controls: PromptControls) -> None:
             frame_sample = gr.Number(0, label="sample", precision=0, minimum=0)
             frame_btn = gr.Button("Compute frame")
         frame_json = gr.JSON(label="frame (uint8 pixels, attention shares)")
-    fn, inputs = named_api(bind(frame_api, controls, frame_k, frame_sample), *PromptControls.FIELDS, "k", "sample")
+    fn, inputs = bind(frame_api, controls, frame_k, frame_sample)
     frame_btn.click(fn, inputs=inputs, outputs=frame_json, api_name="tiny_sd_frame", concurrency_limit=2)
 
 
