@@ -117,7 +117,7 @@ def test_ddpm_runs_record_at_most_the_frame_cap():
 
 
 def test_two_prompts_with_the_same_seed_give_two_grids(client):
-    a, b = client.predict("thin 4", "thick 4", 3.0, 1, 2, api_name="/tiny_sd_compare")
+    a, b = client.predict("thin 4", "thick 4", 3.0, 1, 3, 2, api_name="/tiny_sd_compare")  # w, seed, steps, n
     assert Image.open(a).size == Image.open(b).size
 
 

@@ -157,11 +157,11 @@ def frame_api(req: RunRequest, k, sample) -> dict:
     return frames.frame(k, i)
 
 
-def compare_prompts(prompt_a, prompt_b, guidance, seed, n):
-    """Two prompts, the same seed (the same z_T): two grids side by side."""
+def compare_prompts(prompt_a, prompt_b, guidance, seed, steps, n):
+    """Two prompts, the same seed (the same z_T) and the run's DDIM steps: two grids side by side."""
     out = []
     for p in (prompt_a, prompt_b):
-        settings = PromptSettings.checked(p, "", guidance, seed, "ddim", 50, 0.0, DEFAULT_SCHEDULE, n,
+        settings = PromptSettings.checked(p, "", guidance, seed, "ddim", steps, 0.0, DEFAULT_SCHEDULE, n,
                                           max_samples=UI_MAX_SAMPLES)
         x = sample_images(model(), settings)
         out.append(image_file(render.grid_image(x), "tiny_sd_compare"))
@@ -313,7 +313,7 @@ def build_frame_check(controls: PromptControls) -> None:
 
 
 def build_compare(controls: PromptControls) -> None:
-    """Two prompts with the run's guidance and seed: two grids side by side."""
+    """Two prompts with the run's guidance, seed and steps: two grids side by side."""
     with gr.Accordion("Two prompts, same seed", open=False):
         with gr.Row():
             prompt_a = gr.Textbox("thin 4", label="prompt A", max_lines=1)
@@ -324,7 +324,7 @@ def build_compare(controls: PromptControls) -> None:
             grid_a = gr.Image(label="A", interactive=False, format="png", elem_classes=["tsd-images"])
             grid_b = gr.Image(label="B", interactive=False, format="png", elem_classes=["tsd-images"])
         compare_btn.click(user_errors(compare_prompts),
-                          inputs=[prompt_a, prompt_b, controls.guidance, controls.seed, compare_n],
+                          inputs=[prompt_a, prompt_b, controls.guidance, controls.seed, controls.steps, compare_n],
                           outputs=[grid_a, grid_b], api_name="tiny_sd_compare", concurrency_limit=2)
 
 
