@@ -4,17 +4,14 @@ import time
 
 import numpy as np
 import pytest
-from playwright.sync_api import sync_playwright
 
 from explorer import data, readouts
 from explorer.diffusion import q_sample
 from explorer.schedules import make_schedule
+from browser import app_page
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 CANVAS = "#ddpm-fwd-canvas"
 SLIDER = "#timestep-t input[type=range]"
 
@@ -36,16 +33,9 @@ def url(app):  # the whole app, from conftest
 
 @pytest.fixture(scope="module")
 def page(url):
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        errors = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(url)
+    with app_page(url) as page:
         wait_for_t(page, 250)
         yield page
-        browser.close()
-        assert not errors, errors
 
 
 def wait_for_t(page, t, timeout=60_000):

@@ -2,13 +2,11 @@
 equal the server API's; reverse paths scrub in the page; the guidance sweep draws its rows."""
 
 import pytest
-from playwright.sync_api import sync_playwright
+
+from browser import app_page
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 CANVAS = "#lab2d-canvas"
 SLIDER = "#lab2d-t input[type=range]"
 LINEAR = ("linear", 1000, 1e-4, 0.02, 0.008, False)
@@ -26,17 +24,10 @@ PAGE_ARROWS_JS = """(t) => {
 
 @pytest.fixture(scope="module")
 def page(app):  # the whole app, from conftest
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1100})
-        errors = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(app.local_url)
+    with app_page(app.local_url, height=1100) as page:
         page.get_by_role("tab", name="2-D lab").click()
         wait_for_t(page, 200)
         yield page
-        browser.close()
-        assert not errors, errors
 
 
 def wait_for_t(page, t, timeout=60_000):

@@ -5,16 +5,13 @@ once (equal to the server's frame), the pipeline lights its stages, user text st
 import numpy as np
 import pytest
 from gradio_client import Client
-from playwright.sync_api import sync_playwright
 
 from explorer.ui import tiny_sd
 from tiny_sd_app import launch_tab
+from browser import app_page
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 VIEW = "#tiny-sd-view .tsd-view"
 SETTINGS = ["a thick 7", "", 3, 0, "ddim", 8, "scaled_linear", 3]  # the page's values after set_up()
 
@@ -35,20 +32,13 @@ def served():
 
 @pytest.fixture(scope="module")
 def page(served):
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        errors = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(served.local_url)
+    with app_page(served.local_url) as page:
         page.locator("#tiny-sd-run").wait_for(timeout=60_000)
         set_number(page, "#tiny-sd-steps", 8)
         set_number(page, "#tiny-sd-n", 3)
         page.locator("#tiny-sd-run").click()
         page.wait_for_function("() => window.ddpmTinySd.scene?.stage === 'done'", timeout=120_000)
         yield page
-        browser.close()
-        assert not errors, errors
 
 
 def set_number(page, elem, value):
