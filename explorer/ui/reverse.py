@@ -202,9 +202,14 @@ def sample_frames(provider: ModelProvider, run: RunSettings):
     yield traj, _frame_slider(traj, traj.num_frames - 1), frames_payload(traj), caption, coef_fig, snr_fig
 
 
+STOPPED = "Stopped: the steps recorded so far can be scrubbed and exported."
+
+
 def recorded_frames(traj):
-    """Every frame recorded so far (after Stop), for the page; nothing when Stop came before the first step."""
-    return gr.skip() if traj is None or traj.num_frames == 0 else frames_payload(traj)
+    """After Stop (the run is cancelled by now): every frame recorded so far for the page, and the caption."""
+    if traj is None or traj.num_frames == 0:
+        return gr.skip(), STOPPED
+    return frames_payload(traj), STOPPED
 
 
 def step_frame(traj, k, delta: int):
@@ -326,9 +331,10 @@ def build_reverse_tab(demo: gr.Blocks, provider: ModelProvider, forward_controls
     run.then(None, inputs=[chunk], js=APPEND_JS, api_name=False, queue=False)  # every frame, once, at the end
     sample_btn.click(lambda n: n + 1, inputs=run_count, outputs=run_count, cancels=[run], api_name="reverse_restart",
                      show_progress="hidden")
-    stop_btn.click(lambda: "Stopped: the steps recorded so far can be scrubbed and exported.", outputs=caption,
-                   cancels=[run], api_name="reverse_stop", show_progress="hidden").then(
-        bind(recorded_frames, state)[0], inputs=state, outputs=chunk, api_name="reverse_recorded_frames",
+    # the caption is set again once the run is cancelled, so a last streamed update cannot overwrite it
+    stop_btn.click(lambda: STOPPED, outputs=caption, cancels=[run], api_name="reverse_stop",
+                   show_progress="hidden").then(
+        bind(recorded_frames, state)[0], inputs=state, outputs=[chunk, caption], api_name="reverse_recorded_frames",
         show_progress="hidden").then(None, inputs=[chunk], js=APPEND_JS, api_name=False, queue=False)
     return {"state": state, "frame": frame, "viewer": viewer, "caption": caption, "status": status,
             "controls": controls, "run": run}
