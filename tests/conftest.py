@@ -17,16 +17,14 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.xdist_group(item.path.name))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def app():
-    """The whole app, launched once per test session (per xdist worker) on a free loopback port.
-
-    Shared by the modules that only call it: none of them changes what another one sees."""
+    """The whole app, launched once per test module on a free loopback port (a module may delete its temp files)."""
     demo = launch(build_demo())
     yield demo
     demo.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def client(app):
     return Client(app.local_url, verbose=False)
