@@ -17,14 +17,16 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.xdist_group(item.path.name))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def app():
-    """The whole app, launched once per test module on a free loopback port (a module may delete its temp files)."""
+    """The whole app, launched once per test session (per xdist worker) on a free loopback port.
+
+    Shared by the modules that only call it: none of them changes what another one sees."""
     demo = launch(build_demo())
     yield demo
     demo.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def client(app):
     return Client(app.local_url, verbose=False)
