@@ -1,10 +1,21 @@
 """Fixtures shared by the test modules that drive the whole app over HTTP."""
 
-import pytest
-from gradio_client import Client
+import os
+import sys
+import tempfile
 
-from explorer.ui import build_demo
-from served_app import launch
+# Each xdist worker gets its own Gradio temp folder, set before Gradio is imported (it reads the variable at
+# import). Gradio names an uploaded file's folder by the file's content, so two workers uploading the same test
+# image would otherwise share one path, and a test that deletes its app's old temp files would delete the other
+# worker's upload from under it.
+assert "gradio" not in sys.modules, "conftest must set GRADIO_TEMP_DIR before Gradio is imported"
+os.environ["GRADIO_TEMP_DIR"] = tempfile.mkdtemp(prefix=f"ddpm-tests-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-")
+
+import pytest  # noqa: E402
+from gradio_client import Client  # noqa: E402
+
+from explorer.ui import build_demo  # noqa: E402
+from served_app import launch  # noqa: E402
 
 # Test files whose tests are independent enough to run on any xdist worker (each worker has its own app);
 # every other file runs whole on one worker, so its module fixtures (a trained model, a browser) are built once.

@@ -8,6 +8,7 @@ hostile file goes through both doors, and accepted files must look right.
 
 import os
 import re
+import sys
 import threading
 
 import numpy as np
@@ -147,9 +148,13 @@ def test_temp_file_cleanup_survives_requests_adding_files_meanwhile(app):
     def add():
         i = 0
         while not stop.is_set():
-            names.add(f"/nonexistent/{i % 2000}")  # the set changes size all the time, but stays small
+            names.add(f"/nonexistent/{i % 200}")  # the set changes size all the time, but stays small
             i += 1
 
+    # The sweep releases the GIL at each file-system call and the adder, which never blocks, keeps it for a whole
+    # switch interval (5 ms by default): without a shorter one the 20 sweeps took 1-4 minutes.
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-4)
     adder = threading.Thread(target=add)
     adder.start()
     try:
@@ -158,4 +163,5 @@ def test_temp_file_cleanup_survives_requests_adding_files_meanwhile(app):
     finally:
         stop.set()
         adder.join()
+        sys.setswitchinterval(interval)
         app.temp_file_sets.remove(names)
