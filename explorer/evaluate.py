@@ -22,9 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .devices import DEVICES, resolve_device
 from .mnist import load_mnist_split
 from .model import DEFAULT_CHECKPOINT, CheckpointError, card_path, load_pretrained
-from .samplers import PRECISIONS, bf16_is_fast, model_eps_fn, sample
+from .samplers import PRECISIONS, model_eps_fn, sample, uses_bf16
 from .schedules import make_schedule
 
 REPO = Path(__file__).resolve().parent.parent
@@ -139,11 +140,12 @@ def repo_relative(path: Path) -> str:
 
 
 def evaluate(checkpoint: Path, n_ddim: int, n_ddpm: int, seed: int, guidance=EVAL_GUIDANCE, progress=True,
-             classifier_epochs: int = 12, precision: str = "auto", train_subset: int | None = None) -> dict:
+             classifier_epochs: int = 12, precision: str = "auto", train_subset: int | None = None,
+             device: torch.device | str = "cpu") -> dict:
     """The figures of the module docstring; ``train_subset`` limits the training digits used (classifier,
     near-copy search) to the first N, for quick checks of the pipeline (the card's figures use all)."""
     t0 = time.perf_counter()
-    model, card = load_pretrained(checkpoint)
+    model, card = load_pretrained(checkpoint, device=device)
     split = load_mnist_split()
     train_x, train_y = split.train_x[:train_subset], split.train_y[:train_subset]
     clf = train_classifier(train_x, train_y, epochs=classifier_epochs)
@@ -160,7 +162,8 @@ def evaluate(checkpoint: Path, n_ddim: int, n_ddpm: int, seed: int, guidance=EVA
         "held_out_same_class_spread": real_spread,
         "near_copy_threshold_l2": copy_threshold,
         "samples_per_config": {"ddim50": n_ddim * 10, "ddpm1000": n_ddpm * 10},
-        "network_precision": "bf16" if precision == "bf16" or (precision == "auto" and bf16_is_fast()) else "fp32",
+        "network_precision": "bf16" if uses_bf16(precision, device) else "fp32",
+        "device": torch.device(device).type,
         "configs": {},
     }
     for sched_name in EVAL_SCHEDULES:
@@ -205,6 +208,8 @@ def main(argv=None) -> None:
     p.add_argument("--guidance", type=str, default=",".join(f"{w:g}" for w in EVAL_GUIDANCE))
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--precision", choices=PRECISIONS, default="auto", help="network arithmetic (see sample.py)")
+    p.add_argument("--device", choices=DEVICES, default="auto",
+                   help="where the sampled network runs: auto = CUDA when available, else CPU (default %(default)s)")
     p.add_argument("--classifier-epochs", type=int, default=12, help="epochs of the evaluation classifier")
     p.add_argument("--train-subset", type=int, default=None,
                    help="use only the first N training digits (a quick check; the card's figures use all)")
@@ -222,8 +227,8 @@ def main(argv=None) -> None:
         p.error("--train-subset must be at least 10 digits")
     try:
         result = evaluate(a.checkpoint, a.n_ddim, a.n_ddpm, a.seed, guidance, classifier_epochs=a.classifier_epochs,
-                          precision=a.precision, train_subset=a.train_subset)
-    except CheckpointError as exc:
+                          precision=a.precision, train_subset=a.train_subset, device=resolve_device(a.device))
+    except (CheckpointError, ValueError) as exc:
         p.error(str(exc))
     print(json.dumps(result, indent=2))
     if a.update_card:

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .devices import app_device
 from .diffusion import classifier_free_guidance
 
 NUM_CLASSES = 10
@@ -222,8 +223,9 @@ def save_checkpoint(model: UNet, path: Path, card: dict) -> dict:
     return card
 
 
-def load_pretrained(path: Path | str = DEFAULT_CHECKPOINT, verify: bool = True) -> tuple[UNet, dict]:
-    """Load the EMA weights (safetensors only) and their model card; check the SHA-256 first.
+def load_pretrained(path: Path | str = DEFAULT_CHECKPOINT, verify: bool = True,
+                    device: torch.device | str = "cpu") -> tuple[UNet, dict]:
+    """Load the EMA weights (safetensors only) and their model card onto ``device``; check the SHA-256 first.
 
     Raises :class:`CheckpointError` with a message saying what to do when the
     file or card is missing, the checksum differs, or the tensors don't fit.
@@ -259,8 +261,17 @@ def load_pretrained(path: Path | str = DEFAULT_CHECKPOINT, verify: bool = True) 
         model.load_state_dict(state)
     except (SafetensorError, KeyError, TypeError, RuntimeError, OSError) as exc:
         raise CheckpointError(f"Cannot load weights from {path.name}: {exc}") from exc
-    model.eval().requires_grad_(False)
+    model.to(device).eval().requires_grad_(False)
     return model, card
+
+
+def _load_for_app() -> tuple[UNet, dict]:
+    """The shipped weights on the app's device (DDPM_DEVICE); a device this machine lacks says so."""
+    try:
+        device = app_device()
+    except ValueError as exc:
+        raise CheckpointError(str(exc)) from None
+    return load_pretrained(DEFAULT_CHECKPOINT, device=device)
 
 
 class ModelProvider:
@@ -270,7 +281,7 @@ class ModelProvider:
     """
 
     def __init__(self, loader=None):
-        self._loader = loader or (lambda: load_pretrained(DEFAULT_CHECKPOINT))
+        self._loader = loader or _load_for_app
         self._lock = threading.Lock()
         self._loaded = None  # (model, card)
 

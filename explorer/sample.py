@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .devices import DEVICES, resolve_device
 from .model import DEFAULT_CHECKPOINT, NULL_CLASS, CheckpointError, load_pretrained
 from . import checks
 from .render import grid_image
@@ -58,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="network arithmetic: auto = bfloat16 where the CPU runs it natively (default)")
     p.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
+    p.add_argument("--device", choices=DEVICES, default="auto",
+                   help="where the network runs: auto = CUDA when available, else CPU (default %(default)s)")
     p.add_argument("--out", type=Path, required=True, help="PNG grid to write")
     p.add_argument("--npy", type=Path, help="also save the samples as float32 (count, 28, 28) in [0, 1]")
     return p
@@ -78,7 +81,7 @@ def main(argv=None) -> None:
         checks.whole_number("--n (samples in all)", count, 1, MAX_SAMPLES)
         checks.finite_number("--guidance", a.guidance, -20.0, 20.0)
         s = make_schedule(a.schedule, a.T)
-        model, _ = load_pretrained(a.checkpoint)
+        model, _ = load_pretrained(a.checkpoint, device=resolve_device(a.device))
     except (ValueError, CheckpointError) as exc:
         p.error(str(exc))
 

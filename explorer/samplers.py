@@ -158,12 +158,23 @@ def sample(eps_fn: EpsFn, s: Schedule, shape: tuple[int, ...], seed: int = 0, **
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
-def bf16_is_fast() -> bool:
-    """True where oneDNN runs bfloat16 natively (AVX-512 BF16 / AMX or AVX-512 cores), so autocast pays off."""
+def bf16_is_fast(device: torch.device | str = "cpu") -> bool:
+    """True where the device runs bfloat16 natively (CPU: oneDNN with AVX-512 BF16 / AMX or AVX-512 cores;
+    CUDA: Ampere or newer), so autocast pays off."""
+    if torch.device(device).type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if torch.device(device).type != "cpu":
+        return False
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
+
+
+def uses_bf16(precision: str, device: torch.device | str = "cpu") -> bool:
+    """Whether ``precision`` ("auto", "fp32", "bf16") runs the network in bfloat16 on ``device``."""
+    checks.one_of("precision", precision, PRECISIONS)
+    return precision == "bf16" or (precision == "auto" and bf16_is_fast(device))
 
 
 def model_eps_fn(model, s: Schedule, labels: torch.Tensor, guidance: float = 0.0, precision: str = "auto") -> EpsFn:
@@ -172,18 +183,22 @@ def model_eps_fn(model, s: Schedule, labels: torch.Tensor, guidance: float = 0.0
     The model is conditioned on λ_t = log-SNR of the schedule at t, so any
     schedule drives it. ``labels`` holds digits 0..9 or the null class.
     ``precision`` is that of the network's arithmetic only ("auto": bfloat16
-    where the CPU runs it natively, else float32); its ε̂ comes back as float32
-    and every sampler equation stays in float32 / float64.
+    where the device runs it natively, else float32); its ε̂ comes back as float32
+    and every sampler equation stays in float32 / float64. The network runs on
+    the model's device; x_t goes there and ε̂ comes back to x_t's device.
     """
+    from .devices import model_device
     from .model import guided_eps
 
-    checks.one_of("precision", precision, PRECISIONS)
-    use_bf16 = precision == "bf16" or (precision == "auto" and bf16_is_fast())
+    device = model_device(model)
+    use_bf16 = uses_bf16(precision, device)
     s = sampling_schedule(s)  # finite λ_T under zero terminal SNR
+    labels = labels.to(device)
 
     def eps_fn(x: torch.Tensor, t: int) -> torch.Tensor:
-        log_snr = torch.full((x.shape[0],), float(s.log_snr[t]), dtype=torch.float32)  # (B,)
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
-            return guided_eps(model, x, log_snr, labels, guidance)[0].float()
+        log_snr = torch.full((x.shape[0],), float(s.log_snr[t]), dtype=torch.float32, device=device)  # (B,)
+        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+            eps = guided_eps(model, x.to(device), log_snr, labels, guidance)[0]
+        return eps.float().to(x.device)
 
     return eps_fn

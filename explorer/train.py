@@ -24,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .devices import DEVICES, resolve_device
 from .mnist import DATA_SOURCE, HOLDOUT_PER_CLASS, SPLIT_SEED, load_mnist_split
 from .model import DEFAULT_CHECKPOINT, LOG_SNR_RANGE, NULL_CLASS, UNet, UNetConfig, count_parameters, save_checkpoint
 from .schedules import make_schedule
@@ -51,6 +52,7 @@ class TrainConfig:
     threads: int = 2
     save_every: int = 500
     train_subset: int = 0  # 0 = the whole training split; else its first N digits (for quick tests)
+    device: str = "cpu"  # where the network trains (explorer.devices); data order and noise are drawn on the CPU
 
 
 def sample_log_snr(n: int, uniform_share: float, gen: torch.Generator) -> torch.Tensor:
@@ -130,13 +132,13 @@ def save_train_state(out: Path, step: int, model, ema, opt, gen: torch.Generator
     """Everything needed to resume, as safetensors (tensors) + JSON (counters): no pickle."""
     from safetensors.torch import save_file
 
-    tensors = {f"model.{k}": v.contiguous() for k, v in model.state_dict().items()}
-    tensors.update({f"ema.{k}": v.contiguous() for k, v in ema.state_dict().items()})
+    tensors = {f"model.{k}": v.contiguous().cpu() for k, v in model.state_dict().items()}
+    tensors.update({f"ema.{k}": v.contiguous().cpu() for k, v in ema.state_dict().items()})
     for i, p in enumerate(model.parameters()):
         st = opt.state.get(p, {})
         for key in ("exp_avg", "exp_avg_sq", "step"):
             if key in st:
-                tensors[f"opt.{i}.{key}"] = torch.as_tensor(st[key]).contiguous()
+                tensors[f"opt.{i}.{key}"] = torch.as_tensor(st[key]).contiguous().cpu()
     tensors["rng.gen"] = gen.get_state()
     tensors["rng.torch"] = torch.get_rng_state()
     save_file(tensors, str(_state_path(out)))
@@ -152,7 +154,8 @@ def load_train_state(out: Path, model, ema, opt, gen: torch.Generator) -> tuple[
     ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
     for i, p in enumerate(model.parameters()):
         if f"opt.{i}.exp_avg" in tensors:
-            opt.state[p] = {key: tensors[f"opt.{i}.{key}"] for key in ("step", "exp_avg", "exp_avg_sq")}
+            opt.state[p] = {"step": tensors[f"opt.{i}.step"],  # AdamW keeps its step count on the CPU
+                            **{key: tensors[f"opt.{i}.{key}"].to(p.device) for key in ("exp_avg", "exp_avg_sq")}}
     gen.set_state(tensors["rng.gen"])
     torch.set_rng_state(tensors["rng.torch"])
     return meta["step"], meta["elapsed"], meta["losses"]
@@ -168,8 +171,9 @@ def train(cfg: TrainConfig, model_cfg: UNetConfig, out: Path, resume: bool = Fal
     if cfg.train_subset:
         x_train, y_train = x_train[: cfg.train_subset], y_train[: cfg.train_subset]
 
-    model = UNet(model_cfg)
-    ema = UNet(model_cfg)
+    device = resolve_device(cfg.device)
+    model = UNet(model_cfg).to(device)
+    ema = UNet(model_cfg).to(device)
     ema.load_state_dict(model.state_dict())
     ema.requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -187,8 +191,8 @@ def train(cfg: TrainConfig, model_cfg: UNetConfig, out: Path, resume: bool = Fal
         # 2. noise levels and noise
         log_snr = sample_log_snr(cfg.batch_size, cfg.uniform_share, gen)
         noise = torch.randn(x0.shape, generator=gen)
-        # 3. loss
-        loss = diffusion_loss(model, x0, labels, log_snr, noise)
+        # 3. loss (drawn on the CPU above, so a seed gives the same batches on every device)
+        loss = diffusion_loss(model, *(v.to(device) for v in (x0, labels, log_snr, noise)))
         # 4. update and EMA
         optimizer_step(opt, loss, lr_at(step, cfg))
         ema_update(ema, model, step, cfg.ema_decay)
@@ -220,7 +224,7 @@ def _card(cfg: TrainConfig, model_cfg: UNetConfig, ema, step, elapsed, losses, n
             "steps_done": step,
             "wall_time_s": round(elapsed, 1),
             "hardware": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} CPU threads, "
-            f"torch {torch.__version__}",
+            f"device {cfg.device}, torch {torch.__version__}",
             "command": "python -m explorer.train " + " ".join(sys.argv[1:]),
             "final_loss_avg100": losses[-1] if losses else None,
             "loss_curve_avg100": [round(x, 5) for x in losses],
@@ -245,6 +249,8 @@ def parse_args(argv=None) -> tuple[TrainConfig, UNetConfig, Path, bool, bool]:
     p.add_argument("--patch", type=int, default=2, choices=(1, 2))
     p.add_argument("--out", type=Path, default=DEFAULT_CHECKPOINT, help="output .safetensors path")
     p.add_argument("--resume", action="store_true", help="continue from the training state saved beside --out")
+    p.add_argument("--device", choices=DEVICES, default="auto",
+                   help="where the network trains: auto = CUDA when available, else CPU (default %(default)s)")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
     for name in ("steps", "batch_size", "threads", "save_every"):
@@ -261,9 +267,13 @@ def parse_args(argv=None) -> tuple[TrainConfig, UNetConfig, Path, bool, bool]:
         p.error("--channels and --blocks take comma-separated integers")
     if len(channels) != len(blocks) or min(channels) < 8 or min(blocks) < 1 or any(c % 8 for c in channels):
         p.error("--channels (multiples of 8) and --blocks (>= 1) need the same number of levels")
+    try:
+        device = resolve_device(a.device).type
+    except ValueError as exc:
+        p.error(str(exc))
     cfg = TrainConfig(
         steps=a.steps, batch_size=a.batch_size, lr=a.lr, seed=a.seed, threads=a.threads,
-        save_every=a.save_every, train_subset=a.train_subset,
+        save_every=a.save_every, train_subset=a.train_subset, device=device,
     )
     return cfg, UNetConfig(patch=a.patch, channels=channels, blocks=blocks), a.out, a.resume, not a.no_progress
 
