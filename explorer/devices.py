@@ -47,6 +47,8 @@ def app_device() -> torch.device:
         raise ValueError(f"{ENV_VAR}: {exc}") from None
 
 
-def model_device(model: torch.nn.Module) -> torch.device:
-    """The device a model's weights are on (the CPU for a model without parameters)."""
-    return next(model.parameters(), torch.empty(0)).device
+def model_device(model) -> torch.device:
+    """The device a model's weights are on; the CPU for a denoiser without weights (the 2-D lab's exact
+    mixture score is called exactly as a network is)."""
+    parameters = model.parameters() if isinstance(model, torch.nn.Module) else iter(())
+    return next(parameters, torch.empty(0)).device

@@ -114,3 +114,12 @@ def test_training_on_cuda_writes_a_checkpoint_that_loads_on_the_cpu(tmp_path):
     train(cfg, TINY, tmp_path / "gpu.safetensors", progress=False)
     model, card = load_pretrained(tmp_path / "gpu.safetensors", device="cpu")
     assert card["training"]["device"] == "cuda" and next(model.parameters()).device.type == "cpu"
+
+
+def test_a_denoiser_without_weights_runs_where_the_sampler_does():
+    def exact(x, log_snr, labels):  # like the 2-D lab's exact mixture score: a callable, not an nn.Module
+        return torch.zeros_like(x)
+
+    assert devices.model_device(exact) == torch.device("cpu")
+    eps = model_eps_fn(exact, make_schedule("linear", 20), torch.tensor([0, 1]), guidance=2.0)(torch.ones(2, 2), 5)
+    assert torch.equal(eps, torch.zeros(2, 2))
