@@ -128,6 +128,14 @@ REVERSE = '"ddim", 2, 0.0, "trailing", "mixed", 1.0, 0, 1'
     ("render_forward", f"[IMG, {LINEAR}, 0, NaN]", "whole number"),
     ("forward_math", f"[{LINEAR}, 1e308]", "greater than maximum value"),
     ("forward_math", f"[{LINEAR}, 2.5]", "whole number"),
+    # the fields a family hides, and the checkbox: refused, not silently ignored or read as "truthy"
+    ("render_forward", '[IMG, "linear", 1000, 0.0001, 0.02, "abc", false, 0, 5]', "cosine s must be a number"),
+    ("render_forward", '[IMG, "cosine", 1000, NaN, 0.02, 0.008, false, 0, 5]', "β_start must be a number"),
+    ("render_forward", '[IMG, "linear", 1000, 0.0001, 0.02, 0.008, "abc", 0, 5]', "must be true or false"),
+    ("render_forward", '[IMG, "linear", 1000, 0.0001, 0.02, 0.008, {"path": "/etc/passwd"}, 0, 5]',
+     "must be true or false"),
+    ("lab2d_setup", '["ring8", "abc", 0, 100, ' + LINEAR + ', "shipped", 20]', "list of"),
+    ("lab2d_points_at", '["ring8", [[NaN, 0]], 0, 100, ' + LINEAR + ', 20]', "NaN"),
     # seed
     ("render_forward", f"[IMG, {LINEAR}, -1, 5]", "less than minimum value 0"),
     ("render_forward", f"[IMG, {LINEAR}, 1e308, 5]", "seed must be a whole number"),

@@ -100,7 +100,12 @@ class ScheduleControls:
     def parse(family, T, beta_start, beta_end, cosine_s, zero_terminal_snr) -> Schedule:
         checks.one_of("schedule", family, SCHEDULE_NAMES)
         T = checks.whole_number("T", T, 1, UI_MAX_T)
-        zero = bool(zero_terminal_snr)  # a checkbox: whatever the API sends, truthy means on
+        zero = checks.flag("zero terminal SNR", zero_terminal_snr)
+        # The fields the family hides still arrive (the UI keeps them at their defaults): numbers, or the call is
+        # refused, so nothing sent to the API is silently dropped. make_schedule checks the fields it uses.
+        hidden = (("β_start", beta_start), ("β_end", beta_end)) if family == "cosine" else (("cosine s", cosine_s),)
+        for label, v in hidden:
+            checks.finite_number(label, v, 0.0, 1.0)
         if family == "cosine":
             return make_schedule("cosine", T, cosine_s=cosine_s, zero_terminal_snr=zero)
         return make_schedule(family, T, beta_start=beta_start, beta_end=beta_end, zero_terminal_snr=zero)

@@ -63,10 +63,11 @@ class LabData:
                    checks.whole_number("The number of points", n_points, 10, MAX_SCENE_POINTS))
 
     def cloud(self, drawing) -> PointCloud:
+        points = None if drawing is None else lab_data.check_points(drawing)  # checked even while a preset shows
         if self.preset == DRAWING:
-            if drawing is None:
+            if points is None:
                 raise ValueError("Draw a shape and press “Use drawing” first.")
-            return PointCloud(lab_data.check_points(drawing))
+            return PointCloud(points)
         return lab_data.make_points(self.preset, self.n_points, self.seed)
 
     def model_key(self, drawing) -> str:
