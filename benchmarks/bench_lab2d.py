@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np
 import torch
 
+from benchmarks.common import cpu_name
 from explorer.lab2d import data, metrics, sampling
 from explorer.lab2d.model import shipped_model
 from explorer.lab2d.score import ExactMixtureDenoiser
@@ -47,11 +47,6 @@ MOVE_JS = """async (t) => {
   return window.ddpmLab2d.timings[before];
 }"""
 SHOW_ONLY_JS = "(t) => { const s = performance.now(); window.ddpmLab2d.show(t); return performance.now() - s; }"
-
-
-def cpu_name() -> str:
-    out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-    return next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name")), "?")
 
 
 def bench_quality(n: int, presets) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from pathlib import Path
 import sys
 
@@ -19,18 +18,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.common import machine_line, timed  # noqa: E402
 from explorer.model import guided_eps, load_pretrained  # noqa: E402
 from explorer.samplers import model_eps_fn, sample  # noqa: E402
 from explorer.schedules import make_schedule  # noqa: E402
-
-
-def timed(fn, repeats: int) -> list[float]:
-    out = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t0)
-    return out
 
 
 def main() -> None:
@@ -43,7 +34,8 @@ def main() -> None:
     model, card = load_pretrained()
     s = make_schedule("cosine", 1000)
     labels = torch.arange(16) % 10
-    print(f"model: {card['parameters']:,} parameters; torch {torch.__version__}")
+    print(machine_line())
+    print(f"model: {card['parameters']:,} parameters")
     for threads, prec in [(t, p) for t in a.threads for p in a.precision]:
         torch.set_num_threads(threads)
         print(f"\n== {threads} torch thread(s), network in {prec} ==")
@@ -69,9 +61,9 @@ def main() -> None:
         print(f"loop overhead over bare model calls: {overhead * 100:+.1f}% "
               f"(loop {statistics.median(loop):.3f} s vs calls {statistics.median(calls):.3f} s)")
 
-        for w in (3.0, 1.0):
+        for w in (3.0, 1.0) if a.ddpm_repeats > 0 else ():
             ts = timed(lambda: sample(model_eps_fn(model, s, labels, w, prec), s, (16, 1, 28, 28), seed=0,
-                                      sampler="ddpm"), a.ddpm_repeats)
+                                      sampler="ddpm"), a.ddpm_repeats, warmup=False)
             print(f"DDPM-1000 x16, w={w:g}: {statistics.median(ts):.2f} s")
 
 

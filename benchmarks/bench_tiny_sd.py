@@ -10,38 +10,18 @@ Usage: python benchmarks/bench_tiny_sd.py [--threads 1 2] [--repeats 3]
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.common import cpu_name, timed  # noqa: E402
 from explorer.latent.pipeline import PromptSettings, load_tiny_sd, sample_images  # noqa: E402
 from explorer.model import load_pretrained  # noqa: E402
 from explorer.samplers import bf16_is_fast  # noqa: E402
-
-
-def cpu_name() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        return next(line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name"))
-    except (OSError, subprocess.CalledProcessError, StopIteration):
-        return platform.processor() or platform.machine()
-
-
-def timed(fn, repeats: int) -> list[float]:
-    fn()  # warm-up
-    out = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t0)
-    return out
 
 
 def main() -> None:
