@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from pathlib import Path
 
 import gradio as gr
@@ -25,10 +26,23 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def launch(demo: gr.Blocks) -> gr.Blocks:
-    """Launch as app.py does (loopback, upload cap, only assets/ allowed, the page's scripts), without blocking."""
-    demo.queue().launch(**launch_settings(prevent_thread_lock=True, server_port=free_port()))
-    return demo
+def launch(demo: gr.Blocks, ready_within: float = 120.0) -> gr.Blocks:
+    """Launch as app.py does (loopback, upload cap, only assets/ allowed, the page's scripts), without blocking.
+
+    Gradio's own start-up check gives the page 3 s to answer and then refuses to start; on a machine busy with
+    other work the page can take longer, so this waits for it (up to ``ready_within`` s) instead."""
+    demo.queue().launch(**launch_settings(prevent_thread_lock=True, server_port=free_port(), _frontend=False))
+    deadline = time.monotonic() + ready_within
+    while True:
+        try:
+            if HTTP.get(demo.local_url, timeout=30).status_code == 200:
+                return demo
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            demo.close()
+            raise RuntimeError(f"the app at {demo.local_url} did not answer within {ready_within:g} s")
+        time.sleep(0.5)
 
 
 def base_url(demo: gr.Blocks) -> str:
