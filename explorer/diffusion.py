@@ -11,7 +11,7 @@ Notation (Ho et al. 2020):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterator
 
 import numpy as np
@@ -29,11 +29,13 @@ class StepOutput:
 
     ``x0_hat`` is clipped when the step clipped it; ``eps`` is the ε in the update (DDIM with
     ``use_clipped_model_output`` re-derives it from the clipped x̂_0, so it may differ from the model's).
+    ``terms`` are the update's terms in the order they were added: ``x_prev`` is their sum.
     """
 
     x_prev: torch.Tensor  # (B, C, H, W)
     x0_hat: torch.Tensor  # (B, C, H, W)
     eps: torch.Tensor  # (B, C, H, W)
+    terms: dict[str, torch.Tensor] = field(default_factory=dict)  # name -> (B, C, H, W)
 
 
 def _x0_hat(x_t: torch.Tensor, t, eps: torch.Tensor, s: Schedule, clip_x0: bool) -> torch.Tensor:
@@ -89,10 +91,16 @@ def q_posterior(x_t: torch.Tensor, x0: torch.Tensor, t, s: Schedule) -> tuple[to
          + (1 - alpha_bar_{t-1}) sqrt(alpha_t) / (1 - alpha_bar_t) · x_t
     var  = beta_t (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t)          (= beta-tilde_t)
     """
-    _check_t(t, s, lowest=1)
-    mean = _coef(s.posterior_mean_coef_x0, t, x_t) * x0 + _coef(s.posterior_mean_coef_xt, t, x_t) * x_t
+    term_x0, term_xt = q_posterior_mean_terms(x_t, x0, t, s)
+    mean = term_x0 + term_xt
     var = _coef(s.posterior_variance, t, x_t)
     return mean, var.expand_as(mean)
+
+
+def q_posterior_mean_terms(x_t: torch.Tensor, x0: torch.Tensor, t, s: Schedule) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two terms of the posterior mean mu-tilde_t = coef_x0 · x_0 + coef_xt · x_t (Ho et al. eq. 7), as images."""
+    _check_t(t, s, lowest=1)
+    return _coef(s.posterior_mean_coef_x0, t, x_t) * x0, _coef(s.posterior_mean_coef_xt, t, x_t) * x_t
 
 
 def predict_x0(x_t: torch.Tensor, t, eps: torch.Tensor, s: Schedule) -> torch.Tensor:
@@ -131,12 +139,14 @@ def ddpm_step(
     x0_hat = _x0_hat(x_t, t, eps, s, clip_x0)
     # 2. posterior q(x_{t-1} | x_t, x̂_0)
     mean, var = q_posterior(x_t, x0_hat, t, s)
+    term_x0, term_xt = q_posterior_mean_terms(x_t, x0_hat, t, s)  # the mean's terms, summed as q_posterior does
     # 3. add noise except on the last step (t = 1 -> x_0)
     if noise is None:
-        return StepOutput(mean, x0_hat, eps)
+        return StepOutput(mean, x0_hat, eps, {"x0_hat": term_x0, "x_t": term_xt, "noise": torch.zeros_like(mean)})
     ts = t if isinstance(t, torch.Tensor) else torch.tensor(t)
     nonzero = (ts > 1).to(x_t.dtype).reshape(-1, *([1] * (x_t.ndim - 1))) if ts.ndim else (ts > 1).to(x_t.dtype)
-    return StepOutput(mean + nonzero * var.sqrt() * noise, x0_hat, eps)
+    term_noise = nonzero * var.sqrt() * noise
+    return StepOutput(mean + term_noise, x0_hat, eps, {"x0_hat": term_x0, "x_t": term_xt, "noise": term_noise})
 
 
 def ddim_sigma(t, t_prev, s: Schedule, eta: float) -> float:
@@ -187,9 +197,12 @@ def ddim_step(
     sigma_t = torch.as_tensor(sigma, dtype=x_t.dtype).reshape(shape)
     direction = torch.as_tensor(np.sqrt(1.0 - ab_prev - sigma**2), dtype=x_t.dtype).reshape(shape) * eps
     # 3. x_{t_prev}
-    x_prev = torch.as_tensor(np.sqrt(ab_prev), dtype=x_t.dtype).reshape(shape) * x0_hat + direction
+    term_x0 = torch.as_tensor(np.sqrt(ab_prev), dtype=x_t.dtype).reshape(shape) * x0_hat
+    x_prev = term_x0 + direction
+    term_noise = torch.zeros_like(x_prev)
     if eta > 0:
         if noise is None:
             raise ValueError("ddim_step with eta > 0 needs a noise tensor.")
-        x_prev = x_prev + sigma_t * noise
-    return StepOutput(x_prev, x0_hat, eps)
+        term_noise = sigma_t * noise
+        x_prev = x_prev + term_noise
+    return StepOutput(x_prev, x0_hat, eps, {"x0_hat": term_x0, "eps": direction, "noise": term_noise})

@@ -16,7 +16,7 @@ smaller so ᾱ keeps decreasing (see :func:`sampling_schedule`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 import numpy as np
@@ -53,6 +53,8 @@ class StepRecord:
     posterior_var: float | None = None  # DDPM: β̃_t of q(x_{t-1} | x_t, x_0)
     posterior_coef_x0: float | None = None  # DDPM: posterior mean = coef_x0 · x̂_0 + coef_xt · x_t
     posterior_coef_xt: float | None = None
+    noise: torch.Tensor | None = None  # the z ~ N(0, I) drawn this step (None where the step adds no noise)
+    terms: dict[str, torch.Tensor] = field(default_factory=dict)  # the update's terms: x_prev is their sum
 
 
 def sampling_schedule(s: Schedule) -> Schedule:
@@ -107,7 +109,7 @@ def ddpm_loop(eps_fn: EpsFn, s: Schedule, x_start: torch.Tensor, generator: torc
             alpha_bar_t=float(s.alpha_bars[t]), alpha_bar_prev=float(s.alpha_bars[t - 1]),
             sigma=var**0.5 if t > 1 else 0.0, log_snr=float(s.log_snr[t]), posterior_var=var,
             posterior_coef_x0=float(s.posterior_mean_coef_x0[t]),
-            posterior_coef_xt=float(s.posterior_mean_coef_xt[t]),
+            posterior_coef_xt=float(s.posterior_mean_coef_xt[t]), noise=noise, terms=step.terms,
         )
         x = step.x_prev
 
@@ -128,7 +130,7 @@ def ddim_loop(eps_fn: EpsFn, s: Schedule, x_start: torch.Tensor, generator: torc
         yield StepRecord(
             index=i, num_steps=len(ts), t=t, t_prev=t_prev, x_t=x, eps=step.eps, x0_hat=step.x0_hat,
             x_prev=step.x_prev, alpha_bar_t=float(s.alpha_bars[t]), alpha_bar_prev=float(s.alpha_bars[t_prev]),
-            sigma=ddim_sigma(t, t_prev, s, eta), log_snr=float(s.log_snr[t]),
+            sigma=ddim_sigma(t, t_prev, s, eta), log_snr=float(s.log_snr[t]), noise=noise, terms=step.terms,
         )
         x = step.x_prev
 
