@@ -154,6 +154,21 @@ def ddim_sigma(t, t_prev, s: Schedule, eta: float) -> float:
     return float(_ddim_sigmas(int(t), int(t_prev), s, eta))
 
 
+def ddim_coefficients(t, t_prev, s: Schedule, eta: float) -> tuple[float, float, float]:
+    """(sqrt(ab_prev), sqrt(1 - ab_prev - sigma²), sigma) of the DDIM update (Song et al. eq. 12):
+
+    x_{t_prev} = sqrt(ab_prev) x̂_0 + sqrt(1 - ab_prev - sigma²) ε + sigma z, sigma = sigma_t(eta).
+    """
+    return tuple(float(c) for c in _ddim_coefficients(int(t), int(t_prev), s, eta))
+
+
+def _ddim_coefficients(t, t_prev, s: Schedule, eta: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """ddim_coefficients elementwise for arrays of t and t_prev."""
+    sigma = _ddim_sigmas(t, t_prev, s, eta)
+    ab_prev = s.alpha_bars[np.asarray(t_prev)]
+    return np.sqrt(ab_prev), np.sqrt(1.0 - ab_prev - sigma**2), sigma
+
+
 def _ddim_sigmas(t, t_prev, s: Schedule, eta: float) -> np.ndarray:
     """ddim_sigma elementwise for arrays of t and t_prev."""
     ab = s.alpha_bars
@@ -191,13 +206,12 @@ def ddim_step(
     if clip_x0 and use_clipped_model_output:
         eps = predict_eps(x_t, t, x0_hat, s)
     # 2. sigma_t(eta) and the direction pointing to x_t
-    sigma = _ddim_sigmas(ts, ts_prev, s, eta)  # scalar or (B,)
-    ab_prev = s.alpha_bars[ts_prev]
+    coef_x0, coef_eps, sigma = _ddim_coefficients(ts, ts_prev, s, eta)  # scalars or (B,)
     shape = (-1, *([1] * (x_t.ndim - 1))) if sigma.ndim else ()
     sigma_t = torch.as_tensor(sigma, dtype=x_t.dtype).reshape(shape)
-    direction = torch.as_tensor(np.sqrt(1.0 - ab_prev - sigma**2), dtype=x_t.dtype).reshape(shape) * eps
+    direction = torch.as_tensor(coef_eps, dtype=x_t.dtype).reshape(shape) * eps
     # 3. x_{t_prev}
-    term_x0 = torch.as_tensor(np.sqrt(ab_prev), dtype=x_t.dtype).reshape(shape) * x0_hat
+    term_x0 = torch.as_tensor(coef_x0, dtype=x_t.dtype).reshape(shape) * x0_hat
     x_prev = term_x0 + direction
     term_noise = torch.zeros_like(x_prev)
     if eta > 0:
