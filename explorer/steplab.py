@@ -36,7 +36,13 @@ MAX_PIXEL_GRID = 201  # points of a density curve
 # the update's terms: x_{t_prev} = coef_a · (first) + coef_b · (second) + σ · z
 TERM_NAMES = {"ddpm": ("x0_hat", "x_t", "noise"), "ddim": ("x0_hat", "eps", "noise")}
 FLOAT_FIELDS = ("x0_hat", "eps", "noise", "term_a", "term_b", "term_noise", "mean", "q_mean", "q_true_mean",
-                "eps_cond", "eps_uncond", "eps_guided")
+                "eps_cond", "eps_uncond", "eps_delta", "eps_guided")
+EPS_RANGE = 3.0  # ε's are shown over [-3, 3]; images, the update's terms and ε̂_cond − ε̂_uncond over [-1, 1]
+# the frame's images as the page shows them: key -> (where its floats are, display range)
+VIEWS = {"x_t": ("x_t", 1.0), "x0_hat": ("x0_hat", 1.0), "eps": ("eps", EPS_RANGE), "term_a": ("term_a", 1.0),
+         "term_b": ("term_b", 1.0), "term_noise": ("term_noise", 1.0), "x_prev": ("x_prev", 1.0),
+         "eps_uncond": ("eps_uncond", EPS_RANGE), "eps_cond": ("eps_cond", EPS_RANGE),
+         "eps_delta": ("eps_delta", 1.0), "eps_guided": ("eps_guided", EPS_RANGE)}
 NUMBER_FIELDS = ("t", "t_prev", "alpha_bar_t", "alpha_bar_prev", "beta_t", "sigma", "coef_a", "coef_b", "q_var",
                  "crossover")
 
@@ -126,6 +132,27 @@ class StepLabRun:
                    img2img=self.settings.img2img, x0_undefined=self.x0_undefined_at_T and out["t"] == self.schedule.T)
         return out
 
+    def view_floats(self, key: str) -> np.ndarray:
+        """(count, H, W) floats of a view over the recorded steps (x_prev: the x_t after each step)."""
+        source = VIEWS[key][0]
+        if source == "x_t":
+            return self.x_t[:self.count]
+        if source == "x_prev":
+            return self.x_t[1:self.count + 1]
+        return self.floats[source][:self.count]
+
+    def view_frames(self, key: str) -> np.ndarray:
+        """(count, H, W) uint8 frames of a view, mapped by :func:`explorer.data.to_uint8` over its display range."""
+        return data.to_uint8(torch.from_numpy(self.view_floats(key)), VIEWS[key][1])
+
+    def frame_images(self, k) -> dict[str, np.ndarray]:
+        """Frame k's images, (H, W) uint8 each (the true x_0 too, for img2img): what the page draws."""
+        k = self.check_frame(k)
+        out = {key: data.to_uint8(torch.from_numpy(self.view_floats(key)[k]), VIEWS[key][1]) for key in VIEWS}
+        if self.x0_true is not None:
+            out["x0_true"] = data.to_uint8(torch.from_numpy(self.x0_true))
+        return out
+
     def pixel(self, k, row, col) -> dict:
         """At pixel (row, col) of frame k: the 1-D Gaussians of x_{t_prev}, the value drawn, and the pixel's series.
 
@@ -158,6 +185,23 @@ class StepLabRun:
         curves = {name: (None if d is None else gaussian_density(grid, d["mean"], d["std"]))
                   for name, d in (("q_hat", px["q_hat"]), ("q_true", px["q_true"]), ("p", px["p"]))}
         return {"x": grid, **curves}
+
+
+def guidance_evaluation(card: dict) -> dict[str, list[tuple[float, float, float]]]:
+    """From a model card's evaluation: config ("linear/ddim50") -> [(w, agreement, spread ratio)], sorted by w.
+
+    Agreement (accuracy: share of samples a held-out-trained classifier reads as the asked digit) and spread
+    ratio (diversity: same-class pixel spread of samples / of real digits) are written by explorer.evaluate.
+    """
+    out: dict[str, list] = {}
+    for figures in card.get("evaluation", {}).values():
+        for name, f in figures.get("configs", {}).items():
+            config, _, w = name.rpartition("/w=")
+            if config and "agreement" in f and "spread_ratio" in f:
+                out.setdefault(config, []).append((float(w), float(f["agreement"]), float(f["spread_ratio"])))
+        if out:
+            break  # one precision's figures
+    return {k: sorted(v) for k, v in out.items()}
 
 
 def density_grid(px: dict, points: int = MAX_PIXEL_GRID) -> np.ndarray:
@@ -234,8 +278,8 @@ def record_step_lab(model, lab: StepLabSettings) -> Iterator[StepLabRun]:
         images = {"x0_hat": step.x0_hat, "eps": step.eps,
                   "noise": torch.zeros_like(step.x_t) if step.noise is None else step.noise,
                   "term_a": terms[0], "term_b": terms[1], "term_noise": terms[2], "mean": mean, "q_mean": q_mean,
-                  "eps_cond": eps_c, "eps_uncond": eps_u, "eps_guided": classifier_free_guidance(eps_u, eps_c,
-                                                                                                 run.guidance)}
+                  "eps_cond": eps_c, "eps_uncond": eps_u, "eps_delta": eps_c - eps_u,  # guidance's direction
+                  "eps_guided": classifier_free_guidance(eps_u, eps_c, run.guidance)}
         if x0 is not None:
             images["q_true_mean"] = q_posterior_between(step.x_t, x0, t, t_prev, s)[0]
         for key, img in images.items():
