@@ -328,3 +328,25 @@ def guidance_row(model, lab: StepLabSettings, ws=GUIDANCE_ROW) -> np.ndarray:
                              **{**run.loop_kwargs(), "steps": lab.num_steps()}):
         x = step.x_prev
     return x[:, 0].numpy()
+
+
+MAP_DIGITS = (0, 1, 3, 7)  # the trajectory map's samples: one digit each, x_T from consecutive draws of the seed
+
+
+def trajectory_map(model, lab: StepLabSettings, project, digits=MAP_DIGITS) -> dict[str, np.ndarray]:
+    """The x_t paths of one sample per digit under DDPM and under DDIM, from the same x_T, mapped to 2-D.
+
+    ``project`` maps (B, H, W) images to (B, 2) (:meth:`explorer.pca.PCABasis.project`). Returns
+    sampler -> (B, steps + 1, 2): x_T first, the result last. The run's schedule, DDIM steps, η and w are used.
+    """
+    run = lab.run
+    labels = torch.tensor(digits, dtype=torch.long)  # (B,)
+    eps_fn, _ = guided_eps_parts(model, run.schedule, labels, run.guidance)
+    paths = {}
+    for sampler in ("ddpm", "ddim"):
+        x, generator = initial_noise(run.seed, len(digits))  # the same x_T for both samplers
+        points = [project(x[:, 0].numpy())]
+        for step in reverse_loop(eps_fn, run.schedule, x, generator, **run.replace(sampler=sampler).loop_kwargs()):
+            points.append(project(step.x_prev[:, 0].numpy()))
+        paths[sampler] = np.stack(points, axis=1)  # (B, N + 1, 2)
+    return paths

@@ -12,7 +12,8 @@ from explorer.runs import RunSettings
 from explorer.samplers import reverse_loop
 from explorer.schedules import make_schedule
 from explorer.spectrum import crossover_frequency, radial_power_spectrum
-from explorer.steplab import StepLabSettings, guidance_row, record_all
+from explorer.pca import fit_pca, load_basis
+from explorer.steplab import StepLabSettings, guidance_row, record_all, trajectory_map
 
 LINEAR = make_schedule("linear", 1000)
 
@@ -177,3 +178,24 @@ def test_guidance_row_gives_one_final_sample_per_w_and_w1_matches_the_single_run
     single = record_all(tiny, settings).x_t[-1]
     assert row.shape == (3, 28, 28) and np.allclose(row[1], single, atol=1e-5)
     assert not np.allclose(row[0], row[2], atol=1e-3)
+
+
+def test_pca_fit_is_deterministic_and_orthonormal():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 6)) * np.array([5.0, 3.0, 1.0, 0.5, 0.2, 0.1])
+    mean, comps, ratio = fit_pca(x)
+    again = fit_pca(x[::-1].copy())  # row order does not matter
+    assert np.allclose(comps @ comps.T, np.eye(2), atol=1e-12) and np.allclose(comps, again[1], atol=1e-10)
+    assert np.allclose(np.abs(comps[:, :2]), np.eye(2), atol=0.1) and ratio[0] > ratio[1]
+
+
+def test_the_shipped_pca_basis_loads_after_its_checksum_and_maps_digits_to_2d():
+    basis = load_basis()
+    assert basis.components.shape == (2, 784) and basis.cloud.shape == (500, 2)
+    assert basis.project(np.zeros((3, 28, 28))).shape == (3, 2)
+
+
+def test_trajectory_map_starts_both_samplers_from_the_same_x_T(tiny):
+    paths = trajectory_map(tiny, lab(T=10, sampler="ddim", steps=3), load_basis().project, digits=(1, 2))
+    assert paths["ddpm"].shape == (2, 11, 2) and paths["ddim"].shape == (2, 4, 2)
+    assert np.array_equal(paths["ddpm"][:, 0], paths["ddim"][:, 0])

@@ -55,6 +55,14 @@ def client(app):
     return Client(app.local_url, verbose=False)  # a fresh session per test
 
 
+@pytest.fixture(scope="module")
+def recorded(app):
+    """One session with one recorded run (DDIM, 6 steps, η = 1), for the tests that only read it."""
+    client = Client(app.local_url, verbose=False)
+    _, chunk, _, _ = run(client)
+    return client, frames_payload(chunk)
+
+
 def args(schedule=LINEAR, sampler="ddim", steps=6, eta=1.0, digit="3", guidance=2.0, seed=0, start="noise",
          t_start=60):
     return [*schedule, sampler, steps, eta, digit, guidance, seed, start, t_start]
@@ -85,18 +93,16 @@ def test_a_run_sends_every_frame_once_and_the_math_panel(client):
     assert "\\tilde\\beta_t" in math_md and "DDIM" in math_md and "t = 100" in math_md
 
 
-def test_the_view_api_returns_the_frames_the_page_gets(client):
-    _, chunk, _, _ = run(client)
-    p = frames_payload(chunk)
+def test_the_view_api_returns_the_frames_the_page_gets(recorded):
+    client, p = recorded
     view = client.predict(3, api_name="/step_lab_view")
     for key in ("x_t", "x0_hat", "term_a", "term_b", "term_noise", "x_prev", "eps_guided"):
         assert np.array_equal(np.array(view["images"][key], np.uint8), p["views"][key][3]), key
     assert view["numbers"]["t"] == p["t"][3] and view["labels"] == p["labels"][3]
 
 
-def test_the_pixel_api_gives_densities_and_the_drawn_value(client):
-    _, chunk, _, _ = run(client)
-    p = frames_payload(chunk)
+def test_the_pixel_api_gives_densities_and_the_drawn_value(recorded):
+    client, p = recorded
     px = client.predict(2, 5, 9, api_name="/step_lab_pixel")
     assert px["drawn"] == pytest.approx(float(p["floats"]["x_t"][3, 5, 9]))
     assert px["p"]["mean"] == pytest.approx(float(p["floats"]["mean"][2, 5, 9]))
@@ -136,8 +142,8 @@ def test_T_equal_one_runs_one_step_without_nan(client, sampler):
 
 @pytest.mark.parametrize("frame, row, col, message", [(6, 0, 0, "maximum"), (-1, 0, 0, "minimum"), (0, 28, 0, "row"),
                                                       (0, 0, 99, "column"), (0, 1.5, 0, "row")])
-def test_out_of_range_frame_or_pixel_is_refused_and_the_server_keeps_serving(client, frame, row, col, message):
-    run(client)
+def test_out_of_range_frame_or_pixel_is_refused_and_the_server_keeps_serving(recorded, frame, row, col, message):
+    client, _ = recorded
     with pytest.raises(Exception, match=message):
         client.predict(frame, row, col, api_name="/step_lab_pixel")
     assert client.predict(0, 0, 0, api_name="/step_lab_pixel")["frame"] == 0
@@ -179,3 +185,12 @@ def test_the_guidance_row_samples_every_w_and_plots_the_evaluation(client):
     assert image and f"{len(GUIDANCE_ROW)} rows" in caption
     figure = json.loads(plot["plot"])
     assert {tr["name"] for tr in figure["data"]} == {"accuracy · linear/ddim50", "diversity · linear/ddim50"}
+
+
+def test_the_trajectory_map_draws_both_samplers_paths_over_the_data_cloud(client):
+    run(client, schedule=["linear", 10, 1e-4, 0.02, 0.008, False], steps=3)
+    plot, caption = client.predict(*args(schedule=["linear", 10, 1e-4, 0.02, 0.008, False], steps=3),
+                                   api_name="/step_lab_trajectory_map")
+    names = [tr.get("name") for tr in json.loads(plot["plot"])["data"]]
+    assert "held-out digits" in names and "this tab's run" in names
+    assert "DDPM · digit 0" in names and "DDIM · digit 7" in names and "DDPM over all 10 steps" in caption

@@ -29,8 +29,9 @@ from ..model import ModelProvider
 from ..runs import DIGIT_LABELS, MAX_GUIDANCE, RunSettings
 from ..samplers import DEFAULT_SPACING, SAMPLERS
 from ..schedules import DEFAULT_T, make_schedule
-from ..steplab import (GUIDANCE_ROW, STARTS, StepLabRun, StepLabSettings, guidance_evaluation, guidance_row,
-                       record_step_lab)
+from ..pca import load_basis
+from ..steplab import (GUIDANCE_ROW, MAP_DIGITS, STARTS, StepLabRun, StepLabSettings, guidance_evaluation,
+                       guidance_row, record_step_lab, trajectory_map)
 from .common import LATEX, image_file
 from .controls import ScheduleControls, bind
 from .sampling import SAMPLING, model_status, stream_latest
@@ -288,6 +289,40 @@ def guidance_figure(evaluation: dict) -> go.Figure:
     return fig
 
 
+def map_figure(basis, paths: dict[str, np.ndarray], run_path: np.ndarray | None) -> go.Figure:
+    """The data's cloud, the DDPM and DDIM paths of each digit, and this tab's recorded run, in PCA coordinates."""
+    fig = go.Figure()
+    fig.add_scatter(x=basis.cloud[:, 0], y=basis.cloud[:, 1], mode="markers", name="held-out digits",
+                    marker=dict(size=5, color=basis.cloud_labels, colorscale="Turbo", opacity=0.35),
+                    text=[f"digit {d}" for d in basis.cloud_labels], hoverinfo="text")
+    for sampler, dash in (("ddpm", "solid"), ("ddim", "dot")):
+        for b, digit in enumerate(MAP_DIGITS):
+            path = paths[sampler][b]
+            fig.add_scatter(x=path[:, 0], y=path[:, 1], mode="lines", line=dict(dash=dash, width=1.5),
+                            name=f"{sampler.upper()} · digit {digit}", legendgroup=sampler)
+            fig.add_scatter(x=path[-1:, 0], y=path[-1:, 1], mode="markers", marker=dict(symbol="star", size=11),
+                            showlegend=False, hoverinfo="skip")
+    if run_path is not None:
+        fig.add_scatter(x=run_path[:, 0], y=run_path[:, 1], mode="lines+markers", name="this tab's run",
+                        line=dict(color="black", width=3), marker=dict(size=4))
+    fig.update_layout(height=520, margin=dict(l=40, r=10, t=30, b=40), xaxis_title="PC 1", yaxis_title="PC 2",
+                      title="x_t paths from x_T (start) to x_0 (star) in the digits' first two principal components")
+    return fig
+
+
+def trajectory_lab(provider: ModelProvider, lab: StepLabSettings, rec):
+    """The trajectory map: DDPM and DDIM paths of four digits from one seed, and the recorded run if any."""
+    model, _ = provider.get()
+    basis = load_basis()
+    started = time.perf_counter()
+    paths = trajectory_map(model, lab, basis.project)
+    run_path = basis.project(rec.x_t[:rec.count + 1]) if rec is not None and rec.count else None
+    caption = (f"{len(MAP_DIGITS)} digits ({', '.join(map(str, MAP_DIGITS))}) from seed {lab.run.seed}: DDPM over "
+               f"all {lab.run.schedule.T} steps and DDIM over {lab.run.steps}, the same x_T, in "
+               f"{time.perf_counter() - started:.1f} s. PCA: {basis.card.get('fitted_on', '')}.")
+    return map_figure(basis, paths, run_path), caption
+
+
 # ---------------------------------------------------------------- layout and events
 
 
@@ -371,6 +406,17 @@ def build_step_lab_tab(demo: gr.Blocks, provider: ModelProvider) -> dict:
 
         fn, inputs = bind(sample_row, controls)
         row_btn.click(fn, inputs=inputs, outputs=[row_image, row_plot, row_caption], api_name="step_lab_guidance_row",
+                      **SAMPLING)
+    with gr.Accordion("Trajectory map: x_t paths in the digits' principal components", open=False):
+        map_btn = gr.Button("Draw the trajectory map (DDPM takes every step of T)", elem_id="steplab-map-run")
+        map_caption = gr.Markdown(elem_id="steplab-map-caption")
+        map_plot = gr.Plot(label="trajectory map", elem_id="steplab-map-plot")
+
+        def draw_map(lab: StepLabSettings, rec):
+            return trajectory_lab(provider, lab, rec)
+
+        fn, inputs = bind(draw_map, controls, state)
+        map_btn.click(fn, inputs=inputs, outputs=[map_plot, map_caption], api_name="step_lab_trajectory_map",
                       **SAMPLING)
     with gr.Accordion("This frame computed on the server (what the step_lab_view / step_lab_pixel APIs return)",
                       open=False):
