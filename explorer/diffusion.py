@@ -126,19 +126,34 @@ def classifier_free_guidance(eps_uncond: torch.Tensor, eps_cond: torch.Tensor, w
     return eps_uncond + w * (eps_cond - eps_uncond)
 
 
+DDPM_VARIANCES = ("fixed_small", "fixed_large")  # diffusers' variance_type: sigma_t² = beta-tilde_t or beta_t
+
+
+def ddpm_variances(s: Schedule, variance: str = "fixed_small") -> np.ndarray:
+    """sigma_t² of the DDPM step for every t: beta-tilde_t ("fixed_small") or beta_t ("fixed_large").
+
+    Ho et al. (§3.2) found both give similar samples: beta-tilde_t is optimal for x_0 known, beta_t for x_0 ~ N(0, I).
+    """
+    checks.one_of("DDPM variance", variance, DDPM_VARIANCES)
+    return s.posterior_variance if variance == "fixed_small" else s.betas
+
+
 def ddpm_step(
-    x_t: torch.Tensor, t, eps: torch.Tensor, s: Schedule, noise: torch.Tensor | None, clip_x0: bool = True
+    x_t: torch.Tensor, t, eps: torch.Tensor, s: Schedule, noise: torch.Tensor | None, clip_x0: bool = True,
+    variance: str = "fixed_small",
 ) -> StepOutput:
-    """One ancestral step x_t -> x_{t-1} ~ p(x_{t-1} | x_t) (Ho et al. Alg. 2), variance beta-tilde_t.
+    """One ancestral step x_t -> x_{t-1} ~ p(x_{t-1} | x_t) (Ho et al. Alg. 2), variance beta-tilde_t or beta_t.
 
     1. x̂_0 from the predicted noise (clipped to [-1, 1] if ``clip_x0``)
-    2. posterior mean and variance of q(x_{t-1} | x_t, x̂_0)
-    3. x_{t-1} = mean + sqrt(var) · z, with no noise added at t = 1
+    2. posterior mean of q(x_{t-1} | x_t, x̂_0); variance sigma_t² (:func:`ddpm_variances`)
+    3. x_{t-1} = mean + sigma_t · z, with no noise added at t = 1
     """
     # 1. predicted clean image
     x0_hat = _x0_hat(x_t, t, eps, s, clip_x0)
-    # 2. posterior q(x_{t-1} | x_t, x̂_0)
+    # 2. posterior q(x_{t-1} | x_t, x̂_0), with the posterior's variance or beta_t
     mean, var = q_posterior(x_t, x0_hat, t, s)
+    if variance != "fixed_small":
+        var = _coef(ddpm_variances(s, variance), t, x_t).expand_as(mean)
     term_x0, term_xt = q_posterior_mean_terms(x_t, x0_hat, t, s)  # the mean's terms, summed as q_posterior does
     # 3. add noise except on the last step (t = 1 -> x_0)
     if noise is None:
