@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from . import checks, data
-from .diffusion import classifier_free_guidance, ddim_coefficients, q_sample
+from .diffusion import DDPM_VARIANCES, classifier_free_guidance, ddim_coefficients, q_sample
 from .model import NULL_CLASS
 from .posterior import gaussian_density, q_posterior_between
 from .runs import RunSettings, image_to_digit_tensor, img2img_start, img2img_steps, initial_noise
@@ -54,12 +54,14 @@ class StepLabSettings:
     run: RunSettings
     start: str = "noise"  # "noise" or a bundled digit (img2img: the true x_0 is known)
     t_start: int = 500  # img2img only: the digit is noised to this t first
+    variance: str = "fixed_small"  # DDPM's σ_t²: β̃_t ("fixed_small") or β_t ("fixed_large")
 
     def __post_init__(self):
         if not isinstance(self.run, RunSettings):
             raise ValueError(f"A microscope run needs RunSettings, got {self.run!r}.")
         object.__setattr__(self, "run", self.run.replace(n=1))
         checks.one_of("start", self.start, STARTS)
+        checks.one_of("DDPM variance", self.variance, DDPM_VARIANCES)
         if self.start != "noise":
             T = self.run.schedule.T
             object.__setattr__(self, "t_start", checks.whole_number(f"The img2img start t (T = {T})",
@@ -77,6 +79,10 @@ class StepLabSettings:
 
     def num_steps(self) -> int:
         return self.effective_run().num_steps(self.t_start if self.img2img else None)
+
+    def loop_kwargs(self) -> dict:
+        """The keyword arguments of :func:`explorer.samplers.reverse_loop` for this run."""
+        return {**self.effective_run().loop_kwargs(), "steps": self.num_steps(), "variance": self.variance}
 
 
 @dataclass
@@ -263,8 +269,7 @@ def record_step_lab(model, lab: StepLabSettings) -> Iterator[StepLabRun]:
     )
     eps_fn, parts = guided_eps_parts(model, run.schedule, run.labels, run.guidance)
     names = TERM_NAMES[run.sampler]
-    loop = reverse_loop(eps_fn, run.schedule, x_start, generator, t_start=t_start,
-                        **{**run.loop_kwargs(), "steps": n})
+    loop = reverse_loop(eps_fn, run.schedule, x_start, generator, t_start=t_start, **lab.loop_kwargs())
     for k, step in enumerate(loop):
         t, t_prev = step.t, step.t_prev
         terms = [step.terms[name] for name in names]
@@ -324,8 +329,7 @@ def guidance_row(model, lab: StepLabSettings, ws=GUIDANCE_ROW) -> np.ndarray:
     labels = run.labels.expand(b)  # (B,) the run's one digit on every row
     eps_fn, _ = guided_eps_parts(model, run.schedule, labels, w_rows)
     x = x_start.expand(b, *x_start.shape[1:]).clone()  # (B, 1, H, W)
-    for step in reverse_loop(eps_fn, run.schedule, x, generator, t_start=t_start,
-                             **{**run.loop_kwargs(), "steps": lab.num_steps()}):
+    for step in reverse_loop(eps_fn, run.schedule, x, generator, t_start=t_start, **lab.loop_kwargs()):
         x = step.x_prev
     return x[:, 0].numpy()
 
@@ -346,7 +350,8 @@ def trajectory_map(model, lab: StepLabSettings, project, digits=MAP_DIGITS) -> d
     for sampler in ("ddpm", "ddim"):
         x, generator = initial_noise(run.seed, len(digits))  # the same x_T for both samplers
         points = [project(x[:, 0].numpy())]
-        for step in reverse_loop(eps_fn, run.schedule, x, generator, **run.replace(sampler=sampler).loop_kwargs()):
+        kwargs = {**run.replace(sampler=sampler).loop_kwargs(), "variance": lab.variance}
+        for step in reverse_loop(eps_fn, run.schedule, x, generator, **kwargs):
             points.append(project(step.x_prev[:, 0].numpy()))
         paths[sampler] = np.stack(points, axis=1)  # (B, N + 1, 2)
     return paths

@@ -81,6 +81,14 @@ def test_ddpm_terms_are_the_posterior_coefficients_times_their_images_and_sigma_
     assert torch.allclose(step.terms["noise"], np.sqrt(c.posterior_variance[400]) * z, atol=1e-7)
 
 
+def test_ddpm_with_beta_t_adds_sqrt_beta_t_times_z():
+    torch.manual_seed(3)
+    x_t, eps, z = torch.randn(1, 1, 6, 6), torch.randn(1, 1, 6, 6), torch.randn(1, 1, 6, 6)
+    small, large = (ddpm_step(x_t, 50, eps, LINEAR, z, variance=v) for v in ("fixed_small", "fixed_large"))
+    assert torch.allclose(large.terms["noise"], np.sqrt(LINEAR.betas[50]) * z, atol=1e-7)
+    assert torch.equal(small.terms["x0_hat"] + small.terms["x_t"], large.terms["x0_hat"] + large.terms["x_t"])
+
+
 @pytest.mark.parametrize("eta", [0.0, 1.0])
 def test_ddim_terms_are_song_et_al_coefficients_times_their_images(eta):
     torch.manual_seed(2)

@@ -63,9 +63,9 @@ def recorded(app):
     return client, frames_payload(chunk)
 
 
-def args(schedule=LINEAR, sampler="ddim", steps=6, eta=1.0, digit="3", guidance=2.0, seed=0, start="noise",
-         t_start=60):
-    return [*schedule, sampler, steps, eta, digit, guidance, seed, start, t_start]
+def args(schedule=LINEAR, sampler="ddim", steps=6, eta=1.0, variance="fixed_small", digit="3", guidance=2.0, seed=0,
+         start="noise", t_start=60):
+    return [*schedule, sampler, steps, eta, variance, digit, guidance, seed, start, t_start]
 
 
 def run(client, **kwargs):
@@ -116,6 +116,13 @@ def test_the_math_api_substitutes_the_frames_numbers(client):
     assert "Alg. 2" in math_md and "x_{14} =" in math_md  # frame 5 of a 20-step DDPM run: t = 15 → 14
 
 
+def test_ddpm_with_beta_t_draws_wider_than_the_posterior(client):
+    run(client, sampler="ddpm", variance="fixed_large", schedule=["linear", 20, 1e-4, 0.02, 0.008, False])
+    px = client.predict(3, 0, 0, api_name="/step_lab_pixel")
+    assert px["p"]["std"] > px["q_hat"]["std"] > 0 and px["p"]["mean"] == px["q_hat"]["mean"]
+    assert "this run: $\\beta_t$" in client.predict(3, api_name="/step_lab_math")
+
+
 def test_img2img_from_a_test_digit_shows_the_true_posterior(client):
     caption, chunk, _, _ = run(client, start="mnist_7", t_start=60, steps=10)
     p = frames_payload(chunk)
@@ -164,7 +171,7 @@ def test_bad_settings_get_a_clear_message(client, changes, message):
 
 
 def test_nan_sent_straight_to_the_api_gets_a_message(app):
-    body = json.dumps(args()).replace("1.0, \"3\"", "NaN, \"3\"")
+    body = json.dumps(args()).replace("1.0, \"fixed_small\"", "NaN, \"fixed_small\"")
     assert "NaN" in body
     assert "η" in error_message(raw_call(app, "step_lab_run", body))
 

@@ -52,7 +52,8 @@ class StepLabControls:
     ``parse`` gives the :class:`~explorer.steplab.StepLabSettings` they describe (validated there).
     """
 
-    NAMES = ScheduleControls.NAMES + ("sampler", "ddim_steps", "eta", "digit", "guidance", "seed", "start", "t_start")
+    NAMES = ScheduleControls.NAMES + ("sampler", "ddim_steps", "eta", "variance", "digit", "guidance", "seed", "start",
+                                      "t_start")
 
     def __init__(self):
         self.schedule = ScheduleControls("linear", api_prefix="steplab")
@@ -60,6 +61,8 @@ class StepLabControls:
         self.steps = gr.Slider(1, 1000, value=50, step=1, label="DDIM steps (DDPM takes all T)",
                                elem_id="steplab-steps")
         self.eta = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="DDIM η (0 = deterministic, 1 = posterior noise)")
+        self.variance = gr.Radio([("σ_t² = β̃_t (posterior)", "fixed_small"), ("σ_t² = β_t", "fixed_large")],
+                                 value="fixed_small", label="DDPM noise variance", elem_id="steplab-variance")
         with gr.Row():
             self.digit = gr.Dropdown([(DIGIT_LABELS.get(d, d), d) for d in DIGITS], value="3", label="digit class")
             self.guidance = gr.Slider(0.0, MAX_GUIDANCE, value=3.0, step=0.5, label="guidance w")
@@ -71,16 +74,16 @@ class StepLabControls:
 
     @property
     def inputs(self) -> list:
-        return [*self.schedule.inputs, self.sampler, self.steps, self.eta, self.digit, self.guidance, self.seed,
-                self.start, self.t_start]
+        return [*self.schedule.inputs, self.sampler, self.steps, self.eta, self.variance, self.digit, self.guidance,
+                self.seed, self.start, self.t_start]
 
     def parse(self, *values) -> StepLabSettings:
         k = len(self.schedule.inputs)
-        sampler, steps, eta, digit, guidance, seed, start, t_start = values[k:]
+        sampler, steps, eta, variance, digit, guidance, seed, start, t_start = values[k:]
         checks.one_of("digit class", digit, DIGITS)
         run = RunSettings(self.schedule.parse(*values[:k]), sampler=sampler, steps=steps, eta=eta,
                           spacing=DEFAULT_SPACING, digit=digit, guidance=guidance, seed=seed, n=1)
-        return StepLabSettings(run, start=start, t_start=t_start)
+        return StepLabSettings(run, start=start, t_start=t_start, variance=variance)
 
 
 # ---------------------------------------------------------------- what a frame shows
@@ -147,11 +150,14 @@ def math_panel(rec: StepLabRun, k: int) -> str:
                      f"(zero terminal SNR). The sampler uses $\\bar\\alpha_T = {lx(rec.schedule.alpha_bars[-1])}$ "
                      "instead, so $\\hat x_0$ here says almost nothing.")
     if rec.sampler == "ddpm":
+        chosen = "$\\tilde\\beta_t$" if rec.settings.variance == "fixed_small" else "$\\beta_t$"
         lines += [
             "**DDPM** (Ho et al. 2020, Alg. 2) samples $p_\\theta(x_{t-1}\\mid x_t) = "
-            "\\mathcal N(\\tilde\\mu_t(x_t, \\hat x_0), \\sigma_t^2 I)$ with $\\sigma_t^2 = \\tilde\\beta_t$ "
-            "(this run; $\\sigma_t^2 = \\beta_t$ is the paper's other choice, "
-            f"$\\sqrt{{\\beta_{{{t}}}}} = {lx(np.sqrt(beta))}$ here), no noise at $t = 1$:",
+            "\\mathcal N(\\tilde\\mu_t(x_t, \\hat x_0), \\sigma_t^2 I)$ with $\\sigma_t^2 = \\tilde\\beta_t$ or "
+            "$\\sigma_t^2 = \\beta_t$ (the paper found both work; this run: "
+            f"{chosen}; here "
+            f"$\\sqrt{{\\tilde\\beta_{{{t}}}}} = {lx(np.sqrt(n['q_var']))}$, "
+            f"$\\sqrt{{\\beta_{{{t}}}}} = {lx(np.sqrt(beta))}$), no noise at $t = 1$:",
             "$$x_{t-1} = \\frac{\\sqrt{\\bar\\alpha_{t-1}}\\,\\beta_t}{1-\\bar\\alpha_t}\\hat x_0 + "
             "\\frac{\\sqrt{\\alpha_t}(1-\\bar\\alpha_{t-1})}{1-\\bar\\alpha_t}x_t + \\sigma_t z,"
             "\\quad z\\sim\\mathcal N(0, I)$$",
