@@ -31,11 +31,13 @@ def radial_power_spectrum(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     h, w = x.shape[-2:]
     power = np.abs(np.fft.fft2(x)) ** 2 / (h * w)  # (..., H, W)
-    bins = radial_bins(h, w).ravel()
     k = min(h, w) // 2 + 1
-    flat = power.reshape(*power.shape[:-2], h * w)
-    sums = np.stack([flat[..., bins == i].mean(axis=-1) for i in range(k)], axis=-1)  # (..., K)
-    return sums
+    bins = radial_bins(h, w).ravel()  # (H·W,)
+    inside = bins < k
+    averaging = np.zeros((h * w, k))  # (H·W, K): 1 / (count of bin k) where a coefficient falls in bin k
+    averaging[np.flatnonzero(inside), bins[inside]] = 1.0
+    averaging /= averaging.sum(axis=0)
+    return power.reshape(*power.shape[:-2], h * w) @ averaging  # (..., K)
 
 
 def crossover_frequency(signal_power: np.ndarray, noise_power: float) -> int | None:
