@@ -50,14 +50,15 @@ def app(model):
     demo.close()
 
 
-@pytest.fixture()
+@pytest.fixture(scope="module")
 def client(app):
-    return Client(app.local_url, verbose=False)  # a fresh session per test
+    """One session for the tests that record their own run first (a client costs ~0.5 s to start)."""
+    return Client(app.local_url, verbose=False)
 
 
 @pytest.fixture(scope="module")
 def recorded(app):
-    """One session with one recorded run (DDIM, 6 steps, η = 1), for the tests that only read it."""
+    """A session of its own with one recorded run (DDIM, 6 steps, η = 1), for the tests that only read it."""
     client = Client(app.local_url, verbose=False)
     _, chunk, _, _ = run(client)
     return client, frames_payload(chunk)
@@ -156,7 +157,8 @@ def test_out_of_range_frame_or_pixel_is_refused_and_the_server_keeps_serving(rec
     assert client.predict(0, 0, 0, api_name="/step_lab_pixel")["frame"] == 0
 
 
-def test_views_before_a_run_say_to_run_first(client):
+def test_views_before_a_run_say_to_run_first(app):
+    client = Client(app.local_url, verbose=False)  # a fresh session: nothing recorded
     with pytest.raises(Exception, match="Run first"):
         client.predict(0, api_name="/step_lab_view")
     assert "Run" in client.predict(0, api_name="/step_lab_math")
