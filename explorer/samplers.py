@@ -81,7 +81,8 @@ def ddim_timesteps(t_start: int, steps: int, spacing: str = DEFAULT_SPACING) -> 
     elif spacing == "leading":
         tau = (np.arange(steps) * (t_start // steps)).round()[::-1]
     else:
-        tau = np.round(np.arange(t_start, 0, -t_start / steps)) - 1
+        # [:steps]: float round-off can leave one more point just above 0 (e.g. 600 in 7 steps), which would be t = 0
+        tau = np.round(np.arange(t_start, 0, -t_start / steps))[:steps] - 1
     return [int(x) + 1 for x in tau]
 
 
