@@ -112,3 +112,30 @@ def test_the_frequency_view_names_the_crossover_or_says_none(page, server_run):
 def test_the_math_panel_is_typeset(page):
     page.locator("#steplab-math .katex").first.wait_for(timeout=30_000)
     assert "Bayes" in page.locator("#steplab-math").inner_text()
+
+
+def test_releasing_the_slider_typesets_the_frames_math(page, server_run):
+    box = page.locator(SLIDER).bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.5, box["y"] + box["height"] / 2)  # press and release mid-way
+    page.wait_for_function(f"() => document.querySelector('{ROOT}').dataset.frame !== undefined")
+    k = int(page.locator(ROOT).get_attribute("data-frame"))
+    t_prev = server_run.frame_numbers(k)["t_prev"]
+    page.wait_for_function(f"() => document.querySelector('#steplab-math').innerText.includes('Frame {k}:')",
+                           timeout=30_000)
+    assert f"→ {t_prev}" in page.locator("#steplab-math").inner_text()
+
+
+def test_img2img_from_a_test_digit_shows_the_true_x0_and_its_posterior(page):
+    # last in the module: it records a new run in the page
+    page.locator("#steplab-view").scroll_into_view_if_needed()
+    page.get_by_label("start from").click()
+    page.get_by_role("option", name="img2img from the test digit 7 (x₀ known)").click()
+    page.locator("#steplab-run").click()
+    steps = round(STEPS * 600 / 1000)  # img2img's DDIM takes the share t_start / T of the steps
+    page.wait_for_function(f"() => document.querySelector('{ROOT}')?.dataset.count === '{steps}' && "
+                           f"document.querySelector('{ROOT}').classList.contains('ddpm-steplab-img2img')",
+                           timeout=60_000)
+    assert page.locator(f'{ROOT} figure[data-fig="x0_true"]').is_visible()
+    assert canvas(page, "x0_true").max() == 255  # a white-on-black digit
+    shown = json.loads(page.locator(ROOT).get_attribute("data-pixel"))
+    assert shown["q_true"] is not None and shown["t"] == 600

@@ -207,3 +207,11 @@ def test_trajectory_map_starts_both_samplers_from_the_same_x_T(tiny):
     paths = trajectory_map(tiny, lab(T=10, sampler="ddim", steps=3), load_basis().project, digits=(1, 2))
     assert paths["ddpm"].shape == (2, 11, 2) and paths["ddim"].shape == (2, 4, 2)
     assert np.array_equal(paths["ddpm"][:, 0], paths["ddim"][:, 0])
+
+
+@pytest.mark.parametrize("t_start, steps", [(600, 7), (17, 7), (1000, 13), (1000, 50)])
+def test_trailing_ddim_timesteps_are_exactly_steps_many_and_all_at_least_one(t_start, steps):
+    from explorer.samplers import ddim_timesteps
+
+    ts = ddim_timesteps(t_start, steps, "trailing")
+    assert len(ts) == steps and min(ts) >= 1 and ts[0] == t_start
