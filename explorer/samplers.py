@@ -139,7 +139,8 @@ def ddim_loop(eps_fn: EpsFn, s: Schedule, x_start: torch.Tensor, generator: torc
 
 def reverse_loop(eps_fn: EpsFn, s: Schedule, x_start: torch.Tensor, generator: torch.Generator,
                  sampler: str = "ddim", steps: int = 50, eta: float = 0.0, spacing: str = DEFAULT_SPACING,
-                 t_start: int | None = None, clip_x0: bool = True, variance: str = "fixed_small") -> Iterator[StepRecord]:
+                 t_start: int | None = None, clip_x0: bool = True,
+                 variance: str = "fixed_small") -> Iterator[StepRecord]:
     """Dispatch on the sampler name ('ddpm' ignores steps, eta and spacing; 'ddim' ignores variance).
 
     ``clip_x0 = False`` for latents, which are not bounded to [-1, 1] (SD's ``clip_sample=False``).
