@@ -105,8 +105,8 @@ def bench_browser(scrubs: int):
         with app_page(demo.local_url, height=1400) as page:
             page.get_by_role("tab", name="Reverse step").click()
             page.locator("#steplab-run").click()
-            page.wait_for_function("() => document.querySelector('#steplab-view .ddpm-steplab')?.dataset.count === '50'",
-                                   timeout=120_000)
+            page.wait_for_function(
+                "() => document.querySelector('#steplab-view .ddpm-steplab')?.dataset.count === '50'", timeout=120_000)
             rng = np.random.default_rng(0)
             frames = [int(k) for k in rng.integers(0, 50, scrubs)]
             frames = [k if k != frames[i - 1] else (k + 1) % 50 for i, k in enumerate(frames)]

@@ -12,7 +12,7 @@ recorded so far. Nothing here is a new formula: it calls :mod:`explorer.diffusio
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -124,7 +124,8 @@ class StepLabRun:
 
     def check_pixel(self, row, col) -> tuple[int, int]:
         h, w = self.shape
-        return checks.whole_number("The pixel row", row, 0, h - 1), checks.whole_number("The pixel column", col, 0, w - 1)
+        return (checks.whole_number("The pixel row", row, 0, h - 1),
+                checks.whole_number("The pixel column", col, 0, w - 1))
 
     def frame_numbers(self, k) -> dict:
         """Step k's numbers (t, t_prev, ᾱ's, β_t, σ, the update's coefficients, posterior variance, crossover)."""
@@ -170,7 +171,8 @@ class StepLabRun:
         row, col = self.check_pixel(row, col)
         q_std = float(np.sqrt(self.numbers["q_var"][k]))
         out = {
-            "frame": k, "row": row, "col": col, "t": int(self.numbers["t"][k]), "t_prev": int(self.numbers["t_prev"][k]),
+            "frame": k, "row": row, "col": col,
+            "t": int(self.numbers["t"][k]), "t_prev": int(self.numbers["t_prev"][k]),
             "x_t": float(self.x_t[k, row, col]), "x0_hat": float(self.floats["x0_hat"][k, row, col]),
             "q_hat": {"mean": float(self.floats["q_mean"][k, row, col]), "std": q_std},
             "q_true": ({"mean": float(self.floats["q_true_mean"][k, row, col]), "std": q_std}

@@ -28,7 +28,7 @@ from ..data import to_uint8
 from ..model import ModelProvider
 from ..runs import DIGIT_LABELS, MAX_GUIDANCE, RunSettings
 from ..samplers import DEFAULT_SPACING, SAMPLERS
-from ..schedules import DEFAULT_T, make_schedule
+from ..schedules import DEFAULT_T
 from ..pca import load_basis
 from ..steplab import (GUIDANCE_ROW, MAP_DIGITS, STARTS, StepLabRun, StepLabSettings, guidance_evaluation,
                        guidance_row, record_step_lab, trajectory_map)
@@ -103,7 +103,8 @@ def frame_rows(rec: StepLabRun, k: int) -> tuple[str, list[tuple[str, str]]]:
     state = "" if rec.finished else f" (stopped after {rec.count} of {rec.num_steps} steps)"
     head = f"Step {n['step']} of {n['num_steps']}{state}: t = {n['t']} → t_prev = {n['t_prev']}"
     rows = [("ᾱ_t", f(n["alpha_bar_t"])), ("ᾱ_{t_prev}", f(n["alpha_bar_prev"])), ("β_t", f(n["beta_t"])),
-            ("σ (std of the noise added)", f(n["sigma"])), ("posterior variance of q(x_{t_prev}|x_t,x₀)", f(n["q_var"])),
+            ("σ (std of the noise added)", f(n["sigma"])),
+            ("posterior variance of q(x_{t_prev}|x_t,x₀)", f(n["q_var"])),
             ("signal under the noise from frequency", "never (≤ Nyquist)" if n["crossover"] is None
              else f"{n['crossover']} cycles / image")]
     if n["x0_undefined"]:
@@ -142,7 +143,8 @@ def math_panel(rec: StepLabRun, k: int) -> str:
     lines += [
         "But $x_0$ is what we are generating: it is unknown. The model predicts the noise, and the closed form "
         "$x_t = \\sqrt{\\bar\\alpha_t}x_0 + \\sqrt{1-\\bar\\alpha_t}\\varepsilon$ solved for $x_0$ stands in:",
-        "$$\\hat x_0 = \\frac{x_t - \\sqrt{1-\\bar\\alpha_t}\\,\\hat\\varepsilon_\\theta(x_t, t)}{\\sqrt{\\bar\\alpha_t}},"
+        "$$\\hat x_0 = \\frac{x_t - \\sqrt{1-\\bar\\alpha_t}\\,\\hat\\varepsilon_\\theta(x_t, t)}"
+        "{\\sqrt{\\bar\\alpha_t}},"
         f"\\qquad \\bar\\alpha_{{{t}}} = {lx(ab)}$$",
     ]
     if n["x0_undefined"]:
