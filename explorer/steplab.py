@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from . import checks, data
-from .diffusion import DDPM_VARIANCES, classifier_free_guidance, ddim_coefficients, q_sample
+from .diffusion import DDPM_VARIANCES, classifier_free_guidance, ddim_coefficients, ddpm_variances, q_sample
 from .model import NULL_CLASS
 from .posterior import gaussian_density, q_posterior_between
 from .runs import RunSettings, image_to_digit_tensor, img2img_start, img2img_steps, initial_noise
@@ -44,7 +44,7 @@ VIEWS = {"x_t": ("x_t", 1.0), "x0_hat": ("x0_hat", 1.0), "eps": ("eps", EPS_RANG
          "eps_uncond": ("eps_uncond", EPS_RANGE), "eps_cond": ("eps_cond", EPS_RANGE),
          "eps_delta": ("eps_delta", 1.0), "eps_guided": ("eps_guided", EPS_RANGE)}
 NUMBER_FIELDS = ("t", "t_prev", "alpha_bar_t", "alpha_bar_prev", "beta_t", "sigma", "coef_a", "coef_b", "q_var",
-                 "crossover")
+                 "q_std", "sigma_fixed_small", "sigma_fixed_large", "crossover")
 
 
 @dataclass(frozen=True)
@@ -169,7 +169,7 @@ class StepLabRun:
         """
         k = self.check_frame(k)
         row, col = self.check_pixel(row, col)
-        q_std = float(np.sqrt(self.numbers["q_var"][k]))
+        q_std = float(self.numbers["q_std"][k])
         out = {
             "frame": k, "row": row, "col": col,
             "t": int(self.numbers["t"][k]), "t_prev": int(self.numbers["t_prev"][k]),
@@ -302,6 +302,7 @@ def record_step_lab(model, lab: StepLabSettings) -> Iterator[StepLabRun]:
         crossover = crossover_frequency(signal, noise_power)
         values = dict(t=t, t_prev=t_prev, alpha_bar_t=step.alpha_bar_t, alpha_bar_prev=step.alpha_bar_prev,
                       beta_t=float(s.betas[t]), sigma=step.sigma, coef_a=coef_a, coef_b=coef_b, q_var=q_var,
+                      q_std=q_var**0.5, **{f"sigma_{v}": float(ddpm_variances(s, v)[t]) ** 0.5 for v in DDPM_VARIANCES},
                       crossover=np.nan if crossover is None else crossover)
         for key, v in values.items():
             rec.numbers[key][k] = v

@@ -158,8 +158,8 @@ def math_panel(rec: StepLabRun, k: int) -> str:
             "\\mathcal N(\\tilde\\mu_t(x_t, \\hat x_0), \\sigma_t^2 I)$ with $\\sigma_t^2 = \\tilde\\beta_t$ or "
             "$\\sigma_t^2 = \\beta_t$ (the paper found both work; this run: "
             f"{chosen}; here "
-            f"$\\sqrt{{\\tilde\\beta_{{{t}}}}} = {lx(np.sqrt(n['q_var']))}$, "
-            f"$\\sqrt{{\\beta_{{{t}}}}} = {lx(np.sqrt(beta))}$), no noise at $t = 1$:",
+            f"$\\sqrt{{\\tilde\\beta_{{{t}}}}} = {lx(n['sigma_fixed_small'])}$, "
+            f"$\\sqrt{{\\beta_{{{t}}}}} = {lx(n['sigma_fixed_large'])}$), no noise at $t = 1$:",
             "$$x_{t-1} = \\frac{\\sqrt{\\bar\\alpha_{t-1}}\\,\\beta_t}{1-\\bar\\alpha_t}\\hat x_0 + "
             "\\frac{\\sqrt{\\alpha_t}(1-\\bar\\alpha_{t-1})}{1-\\bar\\alpha_t}x_t + \\sigma_t z,"
             "\\quad z\\sim\\mathcal N(0, I)$$",
@@ -203,7 +203,7 @@ def payload(rec: StepLabRun) -> str:
         "numbers": [numbers_html(rec, k) for k in range(n)],
         "labels": [term_labels(rec, k) for k in range(n)],
         "t": rec.numbers["t"][:n].astype(int).tolist(),
-        "sigma": rec.numbers["sigma"][:n].tolist(), "q_var": rec.numbers["q_var"][:n].tolist(),
+        "sigma": rec.numbers["sigma"][:n].tolist(), "q_std": rec.numbers["q_std"][:n].tolist(),
         "spectra": {"signal": rec.spectra["signal"][:n].tolist(), "x_t": rec.spectra["x_t"][:n].tolist(),
                     "noise": rec.spectra["noise"][:n].tolist()},
         "crossover": [None if np.isnan(c) else int(c) for c in rec.numbers["crossover"][:n]],

@@ -124,7 +124,7 @@
     // What the step_lab_pixel API returns for frame k at the chosen pixel (its means, stds and drawn value).
     pixelData(k) {
       const r = this.run, [row, col] = this.pixel, i = k * r.size + row * r.w + col;
-      const qStd = Math.sqrt(r.q_var[k]);
+      const qStd = r.q_std[k];
       return {
         frame: k, row, col, t: r.t[k], x_t: r.floats.x_t[i], x0_hat: r.floats.x0_hat[i],
         q_hat: { mean: r.floats.q_mean[i], std: qStd },
