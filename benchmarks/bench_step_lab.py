@@ -27,7 +27,7 @@ import torch  # noqa: E402
 
 from explorer.model import DEFAULT_MODEL  # noqa: E402
 from explorer.runs import RunSettings  # noqa: E402
-from explorer.samplers import bf16_is_fast  # noqa: E402
+from explorer.samplers import bf16_is_fast, model_eps_fn, sample  # noqa: E402
 from explorer.schedules import make_schedule  # noqa: E402
 from explorer.steplab import StepLabSettings, guidance_row, record_all  # noqa: E402
 from explorer.ui.step_lab import payload  # noqa: E402
@@ -68,6 +68,15 @@ def bench_guidance_row(model, runs: int):
         guidance_row(model, StepLabSettings(lab().run.replace(seed=i)))
         times.append((time.perf_counter() - start) * 1000)
     summary("(b) guidance row, 7 values of w, DDIM-50, one batched run, fp32", times, 3000)
+    # the same machine state, for scale: the Reverse tab's DDIM-50 × 16 digits at w = 3 (README: 1.13 s idle, 1 thread)
+    s = make_schedule("linear", 1000)
+    eps_fn = model_eps_fn(model, s, torch.arange(16) % 10, 3.0, "fp32")
+    ref = []
+    for i in range(runs):
+        start = time.perf_counter()
+        sample(eps_fn, s, (16, 1, 28, 28), seed=i, steps=50)
+        ref.append((time.perf_counter() - start) * 1000)
+    summary("(b) for scale: DDIM-50 × 16 digits, w = 3, fp32 (samplers.sample)", ref)
 
 
 SCRUB_JS = """async (k) => {
@@ -128,6 +137,7 @@ def main():
     p.add_argument("--scrubs", type=int, default=100)
     p.add_argument("--skip-ddpm", action="store_true")
     p.add_argument("--browser-only", action="store_true")
+    p.add_argument("--skip-browser", action="store_true")
     args = p.parse_args()
     torch.set_num_threads(1)  # as the app (build_demo)
     cpu = next((line.split(":", 1)[1].strip() for line in subprocess.run(["lscpu"], capture_output=True, text=True)
@@ -138,7 +148,8 @@ def main():
         model, _ = DEFAULT_MODEL.get()
         bench_recording(model, args.runs, args.skip_ddpm)
         bench_guidance_row(model, args.runs)
-    bench_browser(args.scrubs)
+    if not args.skip_browser:
+        bench_browser(args.scrubs)
 
 
 if __name__ == "__main__":
