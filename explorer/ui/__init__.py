@@ -45,7 +45,7 @@ def build_demo() -> gr.Blocks:
                 build_compare_tab(demo, forward["x0_image"], compare_tab)
             with gr.Tab("Reverse", id="reverse"):
                 build_reverse(demo, DEFAULT_MODEL, forward)
-            with gr.Tab("Reverse step", id="step_lab"):
+            with gr.Tab("Step microscope", id="step_lab"):
                 build_step_lab_tab(demo, DEFAULT_MODEL)
             with gr.Tab("Stable Diffusion in miniature", id="tiny_sd"):
                 build_tiny_sd_tab(demo)
