@@ -1,4 +1,4 @@
-"""Reverse step tab speed with the shipped checkpoint, fp32: prints
+"""Step microscope tab speed with the shipped checkpoint, fp32: prints
 
   (a) recording one sample's run in float32 (DDIM-50, DDPM over T = 1000) and building the page's payload;
   (b) the guidance row: w ∈ {0, 0.5, 1, 2, 3, 5, 8} in one batched DDIM-50 run (target ≤ 3 s);
@@ -112,7 +112,7 @@ def bench_browser(scrubs: int):
     demo = launch(build_demo())
     try:
         with app_page(demo.local_url, height=1400) as page:
-            page.get_by_role("tab", name="Reverse step").click()
+            page.get_by_role("tab", name="Step microscope").click()
             page.locator("#steplab-run").click()
             page.wait_for_function(
                 "() => document.querySelector('#steplab-view .ddpm-steplab')?.dataset.count === '50'", timeout=120_000)

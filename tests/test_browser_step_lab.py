@@ -1,4 +1,4 @@
-"""The Reverse step tab in headless Chromium: scrubbing and a pixel click redraw every view in the page, with the
+"""The Step microscope tab in headless Chromium: scrubbing and a pixel click redraw every view in the page, with the
 pixels and numbers the server's step_lab_view / step_lab_pixel return."""
 
 import json
@@ -31,7 +31,7 @@ CANVAS_JS = """(key) => {
 @pytest.fixture(scope="module")
 def page(app):  # the whole app, from conftest
     with app_page(app.local_url, height=1400) as page:
-        page.get_by_role("tab", name="Reverse step").click()
+        page.get_by_role("tab", name="Step microscope").click()
         steps = page.locator("#steplab-steps input[type=number]")
         steps.fill(str(STEPS))
         steps.press("Enter")

@@ -1,4 +1,4 @@
-"""The Reverse step tab driven through gradio_client: a recorded run, its frame / pixel / math APIs, bad input.
+"""The Step microscope tab driven through gradio_client: a recorded run, its frame / pixel / math APIs, bad input.
 
 The tab runs on a tiny random UNet (these tests must not depend on the shipped weights), injected through its
 ModelProvider; one app for the module, a fresh client session per test.

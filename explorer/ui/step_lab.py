@@ -1,4 +1,4 @@
-"""Reverse step tab (journey 4): one reverse step under a microscope, for every frame of a small recorded run.
+"""Step microscope tab (journey 4): one reverse step under a microscope, for every frame of a small recorded run.
 
 **Run** records one sample's reverse run in float32 (:mod:`explorer.steplab`) and sends it to the page once
 (:func:`payload`): every step's images as uint8 frames, its numbers as formatted text, the spectra and the
@@ -373,7 +373,7 @@ VIEW_HTML = (
 
 
 def build_step_lab_tab(demo: gr.Blocks, provider: ModelProvider) -> dict:
-    """The Reverse step tab: its controls, the page-drawn microscope, the math panel, the guidance row."""
+    """The Step microscope tab: its controls, the page-drawn microscope, the math panel, the guidance row."""
     gr.Markdown(INTRO, latex_delimiters=LATEX)
     status = gr.Markdown("Loading the model…", elem_id="steplab-model-status")
     demo.load(lambda: model_status(provider), outputs=status, api_name="step_lab_model_status",

@@ -1,4 +1,4 @@
-// Reverse step tab: every frame of a recorded one-sample run arrives once (explorer/ui/step_lab.py, payload):
+// Step microscope tab: every frame of a recorded one-sample run arrives once (explorer/ui/step_lab.py, payload):
 // the views as uint8 frames, each step's numbers as HTML built and escaped on the server, the spectra, and the
 // floats the pixel inspector reads. The frame slider, ◀ ▶ and a click on x_t redraw everything here: no
 // request. No formula is computed here except drawing a Gaussian density N(mean, std²) from the server's
