@@ -23,7 +23,7 @@ from .model import NULL_CLASS
 from .posterior import gaussian_density, q_posterior_between
 from .runs import RunSettings, image_to_digit_tensor, img2img_start, img2img_steps, initial_noise
 from .samplers import model_eps_fn, reverse_loop, sampling_schedule
-from .schedules import Schedule
+from .schedules import DEFAULT_T, Schedule, make_schedule
 from .spectrum import crossover_frequency, radial_power_spectrum
 
 # where a run starts: pure noise x_T, or a bundled MNIST digit noised to t_start (img2img: x_0 is known)
@@ -193,6 +193,10 @@ class StepLabRun:
         curves = {name: (None if d is None else gaussian_density(grid, d["mean"], d["std"]))
                   for name, d in (("q_hat", px["q_hat"]), ("q_true", px["q_true"]), ("p", px["p"]))}
         return {"x": grid, **curves}
+
+
+DEFAULTS = StepLabSettings(RunSettings(make_schedule("linear", DEFAULT_T), sampler="ddim", steps=50, eta=1.0,
+                                      digit="3", guidance=3.0, seed=0, n=1), start="noise", t_start=600)
 
 
 def guidance_evaluation(card: dict) -> dict[str, list[tuple[float, float, float]]]:

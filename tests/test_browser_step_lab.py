@@ -7,9 +7,7 @@ import numpy as np
 import pytest
 
 from explorer.model import DEFAULT_MODEL
-from explorer.runs import RunSettings
-from explorer.schedules import make_schedule
-from explorer.steplab import StepLabSettings, record_all
+from explorer.steplab import DEFAULTS, StepLabSettings, record_all
 from explorer.ui.step_lab import frame_view, pixel_view
 from browser import app_page
 
@@ -18,9 +16,7 @@ pytestmark = pytest.mark.browser
 ROOT = "#steplab-view .ddpm-steplab"
 SLIDER = "#steplab-frame input[type=range]"
 STEPS = 12
-# what the page runs with: the tab's defaults with 12 DDIM steps
-SETTINGS = StepLabSettings(RunSettings(make_schedule("linear", 1000), sampler="ddim", steps=STEPS, eta=1.0, digit="3",
-                                       guidance=3.0, seed=0, n=1))
+SETTINGS = StepLabSettings(DEFAULTS.run.replace(steps=STEPS))  # what the page runs: the tab's defaults, 12 DDIM steps
 
 CANVAS_JS = """(key) => {
   const c = document.querySelector('#steplab-view canvas[data-key="' + key + '"]');

@@ -26,11 +26,10 @@ import torch
 from .. import checks, readouts, render
 from ..data import to_uint8
 from ..model import ModelProvider
-from ..runs import DIGIT_LABELS, MAX_GUIDANCE, RunSettings
+from ..runs import DIGIT_LABELS, MAX_GUIDANCE, MAX_RECORDED_STEPS, RunSettings
 from ..samplers import DEFAULT_SPACING, SAMPLERS
-from ..schedules import DEFAULT_T
 from ..pca import load_basis
-from ..steplab import (GUIDANCE_ROW, MAP_DIGITS, STARTS, StepLabRun, StepLabSettings, guidance_evaluation,
+from ..steplab import (DEFAULTS, GUIDANCE_ROW, MAP_DIGITS, STARTS, StepLabRun, StepLabSettings, guidance_evaluation,
                        guidance_row, record_step_lab, trajectory_map)
 from .common import LATEX, image_file
 from .controls import ScheduleControls, bind
@@ -56,20 +55,23 @@ class StepLabControls:
                                       "t_start")
 
     def __init__(self):
-        self.schedule = ScheduleControls("linear", api_prefix="steplab")
-        self.sampler = gr.Radio(list(SAMPLERS), value="ddim", label="sampler", elem_id="steplab-sampler")
-        self.steps = gr.Slider(1, 1000, value=50, step=1, label="DDIM steps (DDPM takes all T)",
+        d, run = DEFAULTS, DEFAULTS.run
+        self.schedule = ScheduleControls(run.schedule.name, api_prefix="steplab")
+        self.sampler = gr.Radio(list(SAMPLERS), value=run.sampler, label="sampler", elem_id="steplab-sampler")
+        self.steps = gr.Slider(1, MAX_RECORDED_STEPS, value=run.steps, step=1, label="DDIM steps (DDPM takes all T)",
                                elem_id="steplab-steps")
-        self.eta = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="DDIM η (0 = deterministic, 1 = posterior noise)")
+        self.eta = gr.Slider(0.0, 1.0, value=run.eta, step=0.05,
+                             label="DDIM η (0 = deterministic, 1 = posterior noise)")
         self.variance = gr.Radio([("σ_t² = β̃_t (posterior)", "fixed_small"), ("σ_t² = β_t", "fixed_large")],
-                                 value="fixed_small", label="DDPM noise variance", elem_id="steplab-variance")
+                                 value=d.variance, label="DDPM noise variance", elem_id="steplab-variance")
         with gr.Row():
-            self.digit = gr.Dropdown([(DIGIT_LABELS.get(d, d), d) for d in DIGITS], value="3", label="digit class")
-            self.guidance = gr.Slider(0.0, MAX_GUIDANCE, value=3.0, step=0.5, label="guidance w")
+            self.digit = gr.Dropdown([(DIGIT_LABELS.get(k, k), k) for k in DIGITS], value=run.digit,
+                                     label="digit class")
+            self.guidance = gr.Slider(0.0, MAX_GUIDANCE, value=run.guidance, step=0.5, label="guidance w")
         with gr.Row():
-            self.seed = gr.Number(0, label="seed", minimum=0, step=1, elem_id="steplab-seed")
-            self.start = gr.Dropdown([(v, k) for k, v in START_LABELS.items()], value="noise", label="start from")
-        self.t_start = gr.Slider(1, DEFAULT_T, value=600, step=1, label="img2img: noise the digit to t",
+            self.seed = gr.Number(run.seed, label="seed", minimum=0, step=1, elem_id="steplab-seed")
+            self.start = gr.Dropdown([(v, k) for k, v in START_LABELS.items()], value=d.start, label="start from")
+        self.t_start = gr.Slider(1, MAX_RECORDED_STEPS, value=d.t_start, step=1, label="img2img: noise the digit to t",
                                  elem_id="steplab-t-start")
 
     @property
