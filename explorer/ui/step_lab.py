@@ -201,7 +201,7 @@ def payload(rec: StepLabRun) -> str:
         floats["q_true_mean"] = _packed(rec.floats["q_true_mean"][:n].astype("<f4"))
         views["x0_true"] = _packed(rec.frame_images(0)["x0_true"])
     p = {
-        "run": id(rec), "count": n, "h": h, "w": w, "sampler": rec.sampler, "views": views, "floats": floats,
+        "count": n, "h": h, "w": w, "sampler": rec.sampler, "views": views, "floats": floats,
         "numbers": [numbers_html(rec, k) for k in range(n)],
         "labels": [term_labels(rec, k) for k in range(n)],
         "t": rec.numbers["t"][:n].astype(int).tolist(),
