@@ -11,7 +11,7 @@ Notation (Ho et al. 2020):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterator
 
 import numpy as np
@@ -29,11 +29,13 @@ class StepOutput:
 
     ``x0_hat`` is clipped when the step clipped it; ``eps`` is the ε in the update (DDIM with
     ``use_clipped_model_output`` re-derives it from the clipped x̂_0, so it may differ from the model's).
+    ``terms`` are the update's terms in the order they were added: ``x_prev`` is their sum.
     """
 
     x_prev: torch.Tensor  # (B, C, H, W)
     x0_hat: torch.Tensor  # (B, C, H, W)
     eps: torch.Tensor  # (B, C, H, W)
+    terms: dict[str, torch.Tensor] = field(default_factory=dict)  # name -> (B, C, H, W)
 
 
 def _x0_hat(x_t: torch.Tensor, t, eps: torch.Tensor, s: Schedule, clip_x0: bool) -> torch.Tensor:
@@ -89,10 +91,16 @@ def q_posterior(x_t: torch.Tensor, x0: torch.Tensor, t, s: Schedule) -> tuple[to
          + (1 - alpha_bar_{t-1}) sqrt(alpha_t) / (1 - alpha_bar_t) · x_t
     var  = beta_t (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t)          (= beta-tilde_t)
     """
-    _check_t(t, s, lowest=1)
-    mean = _coef(s.posterior_mean_coef_x0, t, x_t) * x0 + _coef(s.posterior_mean_coef_xt, t, x_t) * x_t
+    term_x0, term_xt = q_posterior_mean_terms(x_t, x0, t, s)
+    mean = term_x0 + term_xt
     var = _coef(s.posterior_variance, t, x_t)
     return mean, var.expand_as(mean)
+
+
+def q_posterior_mean_terms(x_t: torch.Tensor, x0: torch.Tensor, t, s: Schedule) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two terms of the posterior mean mu-tilde_t = coef_x0 · x_0 + coef_xt · x_t (Ho et al. eq. 7), as images."""
+    _check_t(t, s, lowest=1)
+    return _coef(s.posterior_mean_coef_x0, t, x_t) * x0, _coef(s.posterior_mean_coef_xt, t, x_t) * x_t
 
 
 def predict_x0(x_t: torch.Tensor, t, eps: torch.Tensor, s: Schedule) -> torch.Tensor:
@@ -118,30 +126,62 @@ def classifier_free_guidance(eps_uncond: torch.Tensor, eps_cond: torch.Tensor, w
     return eps_uncond + w * (eps_cond - eps_uncond)
 
 
+DDPM_VARIANCES = ("fixed_small", "fixed_large")  # diffusers' variance_type: sigma_t² = beta-tilde_t or beta_t
+
+
+def ddpm_variances(s: Schedule, variance: str = "fixed_small") -> np.ndarray:
+    """sigma_t² of the DDPM step for every t: beta-tilde_t ("fixed_small") or beta_t ("fixed_large").
+
+    Ho et al. (§3.2) found both give similar samples: beta-tilde_t is optimal for x_0 known, beta_t for x_0 ~ N(0, I).
+    """
+    checks.one_of("DDPM variance", variance, DDPM_VARIANCES)
+    return s.posterior_variance if variance == "fixed_small" else s.betas
+
+
 def ddpm_step(
-    x_t: torch.Tensor, t, eps: torch.Tensor, s: Schedule, noise: torch.Tensor | None, clip_x0: bool = True
+    x_t: torch.Tensor, t, eps: torch.Tensor, s: Schedule, noise: torch.Tensor | None, clip_x0: bool = True,
+    variance: str = "fixed_small",
 ) -> StepOutput:
-    """One ancestral step x_t -> x_{t-1} ~ p(x_{t-1} | x_t) (Ho et al. Alg. 2), variance beta-tilde_t.
+    """One ancestral step x_t -> x_{t-1} ~ p(x_{t-1} | x_t) (Ho et al. Alg. 2), variance beta-tilde_t or beta_t.
 
     1. x̂_0 from the predicted noise (clipped to [-1, 1] if ``clip_x0``)
-    2. posterior mean and variance of q(x_{t-1} | x_t, x̂_0)
-    3. x_{t-1} = mean + sqrt(var) · z, with no noise added at t = 1
+    2. posterior mean of q(x_{t-1} | x_t, x̂_0); variance sigma_t² (:func:`ddpm_variances`)
+    3. x_{t-1} = mean + sigma_t · z, with no noise added at t = 1
     """
     # 1. predicted clean image
     x0_hat = _x0_hat(x_t, t, eps, s, clip_x0)
-    # 2. posterior q(x_{t-1} | x_t, x̂_0)
+    # 2. posterior q(x_{t-1} | x_t, x̂_0), with the posterior's variance or beta_t
     mean, var = q_posterior(x_t, x0_hat, t, s)
+    if variance != "fixed_small":
+        var = _coef(ddpm_variances(s, variance), t, x_t).expand_as(mean)
+    term_x0, term_xt = q_posterior_mean_terms(x_t, x0_hat, t, s)  # the mean's terms, summed as q_posterior does
     # 3. add noise except on the last step (t = 1 -> x_0)
     if noise is None:
-        return StepOutput(mean, x0_hat, eps)
+        return StepOutput(mean, x0_hat, eps, {"x0_hat": term_x0, "x_t": term_xt, "noise": torch.zeros_like(mean)})
     ts = t if isinstance(t, torch.Tensor) else torch.tensor(t)
     nonzero = (ts > 1).to(x_t.dtype).reshape(-1, *([1] * (x_t.ndim - 1))) if ts.ndim else (ts > 1).to(x_t.dtype)
-    return StepOutput(mean + nonzero * var.sqrt() * noise, x0_hat, eps)
+    term_noise = nonzero * var.sqrt() * noise
+    return StepOutput(mean + term_noise, x0_hat, eps, {"x0_hat": term_x0, "x_t": term_xt, "noise": term_noise})
 
 
 def ddim_sigma(t, t_prev, s: Schedule, eta: float) -> float:
     """DDIM's sigma_t(eta) = eta · sqrt((1 - ab_prev)/(1 - ab_t)) · sqrt(1 - ab_t/ab_prev) (Song et al. eq. 16)."""
     return float(_ddim_sigmas(int(t), int(t_prev), s, eta))
+
+
+def ddim_coefficients(t, t_prev, s: Schedule, eta: float) -> tuple[float, float, float]:
+    """(sqrt(ab_prev), sqrt(1 - ab_prev - sigma²), sigma) of the DDIM update (Song et al. eq. 12):
+
+    x_{t_prev} = sqrt(ab_prev) x̂_0 + sqrt(1 - ab_prev - sigma²) ε + sigma z, sigma = sigma_t(eta).
+    """
+    return tuple(float(c) for c in _ddim_coefficients(int(t), int(t_prev), s, eta))
+
+
+def _ddim_coefficients(t, t_prev, s: Schedule, eta: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """ddim_coefficients elementwise for arrays of t and t_prev."""
+    sigma = _ddim_sigmas(t, t_prev, s, eta)
+    ab_prev = s.alpha_bars[np.asarray(t_prev)]
+    return np.sqrt(ab_prev), np.sqrt(1.0 - ab_prev - sigma**2), sigma
 
 
 def _ddim_sigmas(t, t_prev, s: Schedule, eta: float) -> np.ndarray:
@@ -181,15 +221,17 @@ def ddim_step(
     if clip_x0 and use_clipped_model_output:
         eps = predict_eps(x_t, t, x0_hat, s)
     # 2. sigma_t(eta) and the direction pointing to x_t
-    sigma = _ddim_sigmas(ts, ts_prev, s, eta)  # scalar or (B,)
-    ab_prev = s.alpha_bars[ts_prev]
+    coef_x0, coef_eps, sigma = _ddim_coefficients(ts, ts_prev, s, eta)  # scalars or (B,)
     shape = (-1, *([1] * (x_t.ndim - 1))) if sigma.ndim else ()
     sigma_t = torch.as_tensor(sigma, dtype=x_t.dtype).reshape(shape)
-    direction = torch.as_tensor(np.sqrt(1.0 - ab_prev - sigma**2), dtype=x_t.dtype).reshape(shape) * eps
+    direction = torch.as_tensor(coef_eps, dtype=x_t.dtype).reshape(shape) * eps
     # 3. x_{t_prev}
-    x_prev = torch.as_tensor(np.sqrt(ab_prev), dtype=x_t.dtype).reshape(shape) * x0_hat + direction
+    term_x0 = torch.as_tensor(coef_x0, dtype=x_t.dtype).reshape(shape) * x0_hat
+    x_prev = term_x0 + direction
+    term_noise = torch.zeros_like(x_prev)
     if eta > 0:
         if noise is None:
             raise ValueError("ddim_step with eta > 0 needs a noise tensor.")
-        x_prev = x_prev + sigma_t * noise
-    return StepOutput(x_prev, x0_hat, eps)
+        term_noise = sigma_t * noise
+        x_prev = x_prev + term_noise
+    return StepOutput(x_prev, x0_hat, eps, {"x0_hat": term_x0, "eps": direction, "noise": term_noise})

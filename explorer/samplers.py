@@ -16,14 +16,14 @@ smaller so ᾱ keeps decreasing (see :func:`sampling_schedule`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 import numpy as np
 import torch
 
 from . import checks
-from .diffusion import ddim_sigma, ddim_step, ddpm_step
+from .diffusion import ddim_sigma, ddim_step, ddpm_step, ddpm_variances
 from .schedules import Schedule
 
 SAMPLERS = ("ddpm", "ddim")
@@ -53,6 +53,8 @@ class StepRecord:
     posterior_var: float | None = None  # DDPM: β̃_t of q(x_{t-1} | x_t, x_0)
     posterior_coef_x0: float | None = None  # DDPM: posterior mean = coef_x0 · x̂_0 + coef_xt · x_t
     posterior_coef_xt: float | None = None
+    noise: torch.Tensor | None = None  # the z ~ N(0, I) drawn this step (None where the step adds no noise)
+    terms: dict[str, torch.Tensor] = field(default_factory=dict)  # the update's terms: x_prev is their sum
 
 
 def sampling_schedule(s: Schedule) -> Schedule:
@@ -79,7 +81,8 @@ def ddim_timesteps(t_start: int, steps: int, spacing: str = DEFAULT_SPACING) -> 
     elif spacing == "leading":
         tau = (np.arange(steps) * (t_start // steps)).round()[::-1]
     else:
-        tau = np.round(np.arange(t_start, 0, -t_start / steps)) - 1
+        # [:steps]: float round-off can leave one more point just above 0 (e.g. 600 in 7 steps), which would be t = 0
+        tau = np.round(np.arange(t_start, 0, -t_start / steps))[:steps] - 1
     return [int(x) + 1 for x in tau]
 
 
@@ -88,8 +91,8 @@ def _check_steps(steps, t_max: int) -> int:
 
 
 def ddpm_loop(eps_fn: EpsFn, s: Schedule, x_start: torch.Tensor, generator: torch.Generator,
-              t_start: int | None = None, clip_x0: bool = True) -> Iterator[StepRecord]:
-    """Ancestral sampling (Ho et al. Alg. 2) over every t = t_start..1 with variance β̃_t."""
+              t_start: int | None = None, clip_x0: bool = True, variance: str = "fixed_small") -> Iterator[StepRecord]:
+    """Ancestral sampling (Ho et al. Alg. 2) over every t = t_start..1 with variance β̃_t (or β_t: ``variance``)."""
     s = sampling_schedule(s)
     t_start = s.T if t_start is None else t_start
     t_start = _check_steps(t_start, s.T)
@@ -99,15 +102,16 @@ def ddpm_loop(eps_fn: EpsFn, s: Schedule, x_start: torch.Tensor, generator: torc
         eps = eps_fn(x, t)
         # 2. x̂_0, the posterior q(x_{t-1} | x_t, x̂_0) and a sample of it (no noise at t = 1)
         noise = torch.randn(x.shape, generator=generator, dtype=x.dtype) if t > 1 else None
-        step = ddpm_step(x, t, eps, s, noise, clip_x0=clip_x0)
+        step = ddpm_step(x, t, eps, s, noise, clip_x0=clip_x0, variance=variance)
         var = float(s.posterior_variance[t])
+        sigma = float(ddpm_variances(s, variance)[t]) ** 0.5 if t > 1 else 0.0
         yield StepRecord(
             index=i, num_steps=t_start, t=t, t_prev=t - 1, x_t=x, eps=step.eps, x0_hat=step.x0_hat,
             x_prev=step.x_prev,
             alpha_bar_t=float(s.alpha_bars[t]), alpha_bar_prev=float(s.alpha_bars[t - 1]),
-            sigma=var**0.5 if t > 1 else 0.0, log_snr=float(s.log_snr[t]), posterior_var=var,
+            sigma=sigma, log_snr=float(s.log_snr[t]), posterior_var=var,
             posterior_coef_x0=float(s.posterior_mean_coef_x0[t]),
-            posterior_coef_xt=float(s.posterior_mean_coef_xt[t]),
+            posterior_coef_xt=float(s.posterior_mean_coef_xt[t]), noise=noise, terms=step.terms,
         )
         x = step.x_prev
 
@@ -128,20 +132,21 @@ def ddim_loop(eps_fn: EpsFn, s: Schedule, x_start: torch.Tensor, generator: torc
         yield StepRecord(
             index=i, num_steps=len(ts), t=t, t_prev=t_prev, x_t=x, eps=step.eps, x0_hat=step.x0_hat,
             x_prev=step.x_prev, alpha_bar_t=float(s.alpha_bars[t]), alpha_bar_prev=float(s.alpha_bars[t_prev]),
-            sigma=ddim_sigma(t, t_prev, s, eta), log_snr=float(s.log_snr[t]),
+            sigma=ddim_sigma(t, t_prev, s, eta), log_snr=float(s.log_snr[t]), noise=noise, terms=step.terms,
         )
         x = step.x_prev
 
 
 def reverse_loop(eps_fn: EpsFn, s: Schedule, x_start: torch.Tensor, generator: torch.Generator,
                  sampler: str = "ddim", steps: int = 50, eta: float = 0.0, spacing: str = DEFAULT_SPACING,
-                 t_start: int | None = None, clip_x0: bool = True) -> Iterator[StepRecord]:
-    """Dispatch on the sampler name ('ddpm' ignores steps, eta and spacing).
+                 t_start: int | None = None, clip_x0: bool = True,
+                 variance: str = "fixed_small") -> Iterator[StepRecord]:
+    """Dispatch on the sampler name ('ddpm' ignores steps, eta and spacing; 'ddim' ignores variance).
 
     ``clip_x0 = False`` for latents, which are not bounded to [-1, 1] (SD's ``clip_sample=False``).
     """
     if checks.one_of("sampler", sampler, SAMPLERS) == "ddpm":
-        return ddpm_loop(eps_fn, s, x_start, generator, t_start=t_start, clip_x0=clip_x0)
+        return ddpm_loop(eps_fn, s, x_start, generator, t_start=t_start, clip_x0=clip_x0, variance=variance)
     return ddim_loop(eps_fn, s, x_start, generator, steps=steps, eta=eta, spacing=spacing, t_start=t_start,
                      clip_x0=clip_x0)
 

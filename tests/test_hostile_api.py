@@ -25,7 +25,9 @@ CHEAP = {"reverse_sample": {7: 2, 13: 1}, "reverse_img2img": {9: 2, 15: 1}, "rev
          # 2-D lab: T = 50 (DDPM runs every step), 10 particles, DDIM-5, 100 points, 1 s of training
          "lab2d_reverse": {4: 50, 10: 10, 11: 5}, "lab2d_train": {4: 50, 9: 1}, "lab2d_sweep": {3: 50},
          "lab2d_setup": {3: 100, 5: 50, 11: 20}, "lab2d_field_at": {3: 100, 5: 50, 11: 20},
-         "lab2d_points_at": {3: 100, 5: 50, 10: 20}}
+         "lab2d_points_at": {3: 100, 5: 50, 10: 20},
+         # Step microscope: T = 5 (the trajectory map's DDPM runs every step), DDIM-2
+         "step_lab_run": {1: 5, 7: 2}, "step_lab_guidance_row": {1: 5, 7: 2}, "step_lab_trajectory_map": {1: 5, 7: 2}}
 SHARDS = 4  # the sweep is split so that test workers share it
 SECONDS_PER_CALL = 30.0  # far above any answer here (~0.1–2 s, more on a busy CI machine): a runaway fails
 

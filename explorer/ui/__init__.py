@@ -18,6 +18,7 @@ from .img2img import build_img2img
 from .lab2d import build_lab2d_tab
 from .reverse import build_reverse_tab
 from .reverse_compare import build_reverse_compare
+from .step_lab import build_step_lab_tab
 from .tiny_sd import build_tiny_sd_tab
 
 TITLE = "DDPM Explorer"
@@ -44,6 +45,8 @@ def build_demo() -> gr.Blocks:
                 build_compare_tab(demo, forward["x0_image"], compare_tab)
             with gr.Tab("Reverse", id="reverse"):
                 build_reverse(demo, DEFAULT_MODEL, forward)
+            with gr.Tab("Step microscope", id="step_lab"):
+                build_step_lab_tab(demo, DEFAULT_MODEL)
             with gr.Tab("Stable Diffusion in miniature", id="tiny_sd"):
                 build_tiny_sd_tab(demo)
             with gr.Tab("2-D lab", id="lab2d"):

@@ -1,0 +1,364 @@
+"""One reverse run of the digit model kept in float32 at every step, to put the step itself under a microscope.
+
+Where :mod:`explorer.trajectory` keeps uint8 frames of many samples, this keeps ONE sample's floats:
+x_t, ε̂ (and its conditional / unconditional parts), x̂_0, the noise z drawn, the update's terms
+(:attr:`explorer.diffusion.StepOutput.terms`, whose sum is x_{t_prev}), the posterior
+q(x_{t_prev} | x_t, x̂_0) and — for a run started from a known digit (img2img) — q(x_{t_prev} | x_t, x_0),
+and the power spectra of the frame. Step k of the run is frame k. A run stopped halfway keeps the steps
+recorded so far. Nothing here is a new formula: it calls :mod:`explorer.diffusion`, :mod:`explorer.samplers`,
+:mod:`explorer.posterior` and :mod:`explorer.spectrum`. No gradio import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from . import checks, data
+from .diffusion import DDPM_VARIANCES, classifier_free_guidance, ddim_coefficients, ddpm_variances, q_sample
+from .model import NULL_CLASS
+from .posterior import gaussian_density, q_posterior_between
+from .runs import RunSettings, image_to_digit_tensor, img2img_start, img2img_steps, initial_noise
+from .samplers import model_eps_fn, reverse_loop, sampling_schedule
+from .schedules import DEFAULT_T, Schedule, make_schedule
+from .spectrum import crossover_frequency, radial_power_spectrum
+
+# where a run starts: pure noise x_T, or a bundled MNIST digit noised to t_start (img2img: x_0 is known)
+DIGIT_STARTS = {p.stem: p for p in data.EXAMPLES if p.stem.startswith("mnist_")}
+STARTS = ("noise", *DIGIT_STARTS)
+PRECISION = "fp32"  # the microscope's numbers are reproducible on any CPU
+GUIDANCE_ROW = (0.0, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0)
+MAX_PIXEL_GRID = 201  # points of a density curve
+
+# the update's terms: x_{t_prev} = coef_a · (first) + coef_b · (second) + σ · z
+TERM_NAMES = {"ddpm": ("x0_hat", "x_t", "noise"), "ddim": ("x0_hat", "eps", "noise")}
+FLOAT_FIELDS = ("x0_hat", "eps", "noise", "term_a", "term_b", "term_noise", "mean", "q_mean", "q_true_mean",
+                "eps_cond", "eps_uncond", "eps_delta", "eps_guided")
+EPS_RANGE = 3.0  # ε's are shown over [-3, 3]; images, the update's terms and ε̂_cond − ε̂_uncond over [-1, 1]
+# the frame's images as the page shows them: key -> (where its floats are, display range)
+VIEWS = {"x_t": ("x_t", 1.0), "x0_hat": ("x0_hat", 1.0), "eps": ("eps", EPS_RANGE), "term_a": ("term_a", 1.0),
+         "term_b": ("term_b", 1.0), "term_noise": ("term_noise", 1.0), "x_prev": ("x_prev", 1.0),
+         "eps_uncond": ("eps_uncond", EPS_RANGE), "eps_cond": ("eps_cond", EPS_RANGE),
+         "eps_delta": ("eps_delta", 1.0), "eps_guided": ("eps_guided", EPS_RANGE)}
+NUMBER_FIELDS = ("t", "t_prev", "alpha_bar_t", "alpha_bar_prev", "beta_t", "sigma", "coef_a", "coef_b", "q_var",
+                 "q_std", "sigma_fixed_small", "sigma_fixed_large", "crossover")
+
+
+@dataclass(frozen=True)
+class StepLabSettings:
+    """A microscope run: the reverse run's settings (one sample), where it starts and, for img2img, from which t."""
+
+    run: RunSettings
+    start: str = "noise"  # "noise" or a bundled digit (img2img: the true x_0 is known)
+    t_start: int = 500  # img2img only: the digit is noised to this t first
+    variance: str = "fixed_small"  # DDPM's σ_t²: β̃_t ("fixed_small") or β_t ("fixed_large")
+
+    def __post_init__(self):
+        if not isinstance(self.run, RunSettings):
+            raise ValueError(f"A microscope run needs RunSettings, got {self.run!r}.")
+        object.__setattr__(self, "run", self.run.replace(n=1))
+        checks.one_of("start", self.start, STARTS)
+        checks.one_of("DDPM variance", self.variance, DDPM_VARIANCES)
+        if self.start != "noise":
+            T = self.run.schedule.T
+            object.__setattr__(self, "t_start", checks.whole_number(f"The img2img start t (T = {T})",
+                                                                    self.t_start, 1, T))
+
+    @property
+    def img2img(self) -> bool:
+        return self.start != "noise"
+
+    def effective_run(self) -> RunSettings:
+        """The run as sampled: img2img's DDIM takes the share t_start / T of the steps."""
+        if self.img2img and self.run.sampler == "ddim":
+            return self.run.replace(steps=img2img_steps(self.run.steps, self.t_start, self.run.schedule.T))
+        return self.run
+
+    def num_steps(self) -> int:
+        return self.effective_run().num_steps(self.t_start if self.img2img else None)
+
+    def loop_kwargs(self) -> dict:
+        """The keyword arguments of :func:`explorer.samplers.reverse_loop` for this run."""
+        return {**self.effective_run().loop_kwargs(), "steps": self.num_steps(), "variance": self.variance}
+
+
+@dataclass
+class StepLabRun:
+    """Every step of one sample's run, as float32 (H, W) images and float64 numbers per step."""
+
+    settings: StepLabSettings
+    schedule: Schedule  # the sampling schedule (ᾱ_T > 0 under zero terminal SNR: samplers.sampling_schedule)
+    x_t: np.ndarray  # (N + 1, H, W): x_t before each step; [N] = the result
+    floats: dict[str, np.ndarray]  # FLOAT_FIELDS -> (N, H, W)
+    numbers: dict[str, np.ndarray]  # NUMBER_FIELDS -> (N,)
+    spectra: dict[str, np.ndarray]  # "signal" (of √ᾱ_t x̂_0), "x_t" -> (N, K); "noise" -> (N,) = 1 − ᾱ_t
+    x0_true: np.ndarray | None = None  # (H, W) img2img's digit
+    count: int = 0
+    finished: bool = False
+    seconds: float | None = None
+
+    @property
+    def num_steps(self) -> int:
+        return self.x_t.shape[0] - 1
+
+    @property
+    def sampler(self) -> str:
+        return self.settings.run.sampler
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.x_t.shape[1], self.x_t.shape[2]
+
+    @property
+    def x0_undefined_at_T(self) -> bool:
+        """ᾱ_T = 0 in the chosen schedule (zero terminal SNR): x̂_0 = 0/0 at t = T; the sampler used a tiny ᾱ_T."""
+        return float(self.settings.run.schedule.alpha_bars[-1]) == 0.0
+
+    def check_frame(self, k) -> int:
+        if self.count == 0:
+            raise ValueError("Nothing recorded yet: press Run first.")
+        return checks.whole_number("The frame", k, 0, self.count - 1)
+
+    def check_pixel(self, row, col) -> tuple[int, int]:
+        h, w = self.shape
+        return (checks.whole_number("The pixel row", row, 0, h - 1),
+                checks.whole_number("The pixel column", col, 0, w - 1))
+
+    def frame_numbers(self, k) -> dict:
+        """Step k's numbers (t, t_prev, ᾱ's, β_t, σ, the update's coefficients, posterior variance, crossover)."""
+        k = self.check_frame(k)
+        out = {key: float(self.numbers[key][k]) for key in NUMBER_FIELDS}
+        for key in ("t", "t_prev"):
+            out[key] = int(out[key])
+        out["crossover"] = None if np.isnan(out["crossover"]) else int(out["crossover"])
+        out.update(frame=k, step=k + 1, num_steps=self.num_steps, recorded=self.count, sampler=self.sampler,
+                   eta=self.settings.effective_run().eta, guidance=self.settings.run.guidance,
+                   img2img=self.settings.img2img, x0_undefined=self.x0_undefined_at_T and out["t"] == self.schedule.T)
+        return out
+
+    def view_floats(self, key: str) -> np.ndarray:
+        """(count, H, W) floats of a view over the recorded steps (x_prev: the x_t after each step)."""
+        source = VIEWS[key][0]
+        if source == "x_t":
+            return self.x_t[:self.count]
+        if source == "x_prev":
+            return self.x_t[1:self.count + 1]
+        return self.floats[source][:self.count]
+
+    def view_frames(self, key: str) -> np.ndarray:
+        """(count, H, W) uint8 frames of a view, mapped by :func:`explorer.data.to_uint8` over its display range."""
+        return data.to_uint8(torch.from_numpy(self.view_floats(key)), VIEWS[key][1])
+
+    def frame_images(self, k) -> dict[str, np.ndarray]:
+        """Frame k's images, (H, W) uint8 each (the true x_0 too, for img2img): what the page draws."""
+        k = self.check_frame(k)
+        out = {key: data.to_uint8(torch.from_numpy(self.view_floats(key)[k]), VIEWS[key][1]) for key in VIEWS}
+        if self.x0_true is not None:
+            out["x0_true"] = data.to_uint8(torch.from_numpy(self.x0_true))
+        return out
+
+    def pixel(self, k, row, col) -> dict:
+        """At pixel (row, col) of frame k: the 1-D Gaussians of x_{t_prev}, the value drawn, and the pixel's series.
+
+        q_hat: q(x_{t_prev} | x_t, x̂_0); q_true: q(x_{t_prev} | x_t, x_0) (img2img, else None); p: the sampler's
+        p_θ(x_{t_prev} | x_t) = N(mean of the update, σ²); drawn: the recorded x_{t_prev}. Series over all recorded
+        steps: x_t and x̂_0 at the pixel.
+        """
+        k = self.check_frame(k)
+        row, col = self.check_pixel(row, col)
+        q_std = float(self.numbers["q_std"][k])
+        out = {
+            "frame": k, "row": row, "col": col,
+            "t": int(self.numbers["t"][k]), "t_prev": int(self.numbers["t_prev"][k]),
+            "x_t": float(self.x_t[k, row, col]), "x0_hat": float(self.floats["x0_hat"][k, row, col]),
+            "q_hat": {"mean": float(self.floats["q_mean"][k, row, col]), "std": q_std},
+            "q_true": ({"mean": float(self.floats["q_true_mean"][k, row, col]), "std": q_std}
+                       if self.x0_true is not None else None),
+            "p": {"mean": float(self.floats["mean"][k, row, col]), "std": float(self.numbers["sigma"][k])},
+            "drawn": float(self.x_t[k + 1, row, col]),
+            "x0_true": None if self.x0_true is None else float(self.x0_true[row, col]),
+            "series_t": self.numbers["t"][:self.count].astype(int).tolist(),
+            "series_x_t": self.x_t[:self.count, row, col].astype(float).tolist(),
+            "series_x0_hat": self.floats["x0_hat"][:self.count, row, col].astype(float).tolist(),
+        }
+        return out
+
+    def density_curves(self, k, row, col, points: int = MAX_PIXEL_GRID) -> dict:
+        """The pixel's densities sampled on one grid (a point mass, σ = 0, is None): what the page draws."""
+        px = self.pixel(k, row, col)
+        grid = density_grid(px, points)
+        curves = {name: (None if d is None else gaussian_density(grid, d["mean"], d["std"]))
+                  for name, d in (("q_hat", px["q_hat"]), ("q_true", px["q_true"]), ("p", px["p"]))}
+        return {"x": grid, **curves}
+
+
+DEFAULTS = StepLabSettings(RunSettings(make_schedule("linear", DEFAULT_T), sampler="ddim", steps=50, eta=1.0,
+                                      digit="3", guidance=3.0, seed=0, n=1), start="noise", t_start=600)
+
+
+def guidance_evaluation(card: dict) -> dict[str, list[tuple[float, float, float]]]:
+    """From a model card's evaluation: config ("linear/ddim50") -> [(w, agreement, spread ratio)], sorted by w.
+
+    Agreement (accuracy: share of samples a held-out-trained classifier reads as the asked digit) and spread
+    ratio (diversity: same-class pixel spread of samples / of real digits) are written by explorer.evaluate.
+    """
+    out: dict[str, list] = {}
+    for figures in card.get("evaluation", {}).values():
+        for name, f in figures.get("configs", {}).items():
+            config, _, w = name.rpartition("/w=")
+            if config and "agreement" in f and "spread_ratio" in f:
+                out.setdefault(config, []).append((float(w), float(f["agreement"]), float(f["spread_ratio"])))
+        if out:
+            break  # one precision's figures
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def density_grid(px: dict, points: int = MAX_PIXEL_GRID) -> np.ndarray:
+    """An x grid covering the pixel's distributions (±4 std around each mean) and the drawn value."""
+    lo, hi = px["drawn"], px["drawn"]
+    for d in (px["q_hat"], px["q_true"], px["p"]):
+        if d is not None:
+            lo, hi = min(lo, d["mean"] - 4 * d["std"]), max(hi, d["mean"] + 4 * d["std"])
+    pad = max(hi - lo, 0.05) * 0.05
+    return np.linspace(lo - pad, hi + pad, points)
+
+
+def guided_eps_parts(model, s: Schedule, labels: torch.Tensor, guidance) -> tuple:
+    """An ε̂(x_t, t) with classifier-free guidance that keeps (ε̂_cond, ε̂_uncond) of each call in ``parts``.
+
+    Both passes run as one batch (as :func:`explorer.model.guided_eps` batches them), also at w = 0 and 1, so
+    every frame can show both. ``guidance`` is w, or a tensor broadcastable against the batch (one w per row).
+    """
+    null = torch.full_like(labels, NULL_CLASS)
+    both = model_eps_fn(model, s, torch.cat([labels, null]), 1.0, PRECISION)  # w = 1: each row's own class
+    parts: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def eps_fn(x: torch.Tensor, t: int) -> torch.Tensor:
+        eps_c, eps_u = both(torch.cat([x, x]), t).chunk(2)  # (B, 1, H, W) each
+        parts.append((eps_c, eps_u))
+        return classifier_free_guidance(eps_u, eps_c, guidance)
+
+    return eps_fn, parts
+
+
+def _start(lab: StepLabSettings):
+    """(x_start (1, 1, H, W), generator, t_start or None, x_0 or None)."""
+    run = lab.run
+    if not lab.img2img:
+        x, generator = initial_noise(run.seed, 1)
+        return x, generator, None, None
+    x0 = image_to_digit_tensor(data.load_image(DIGIT_STARTS[lab.start]))  # (1, 1, 28, 28)
+    generator = torch.Generator().manual_seed(run.seed)
+    return img2img_start(x0, lab.t_start, run.schedule, 1, generator), generator, lab.t_start, x0
+
+
+def record_step_lab(model, lab: StepLabSettings) -> Iterator[StepLabRun]:
+    """Run the reverse loop on ``model`` for one sample, keeping every step's floats; yields the growing run.
+
+    The last yield is the finished run (``finished`` True).
+    """
+    run = lab.effective_run()
+    s = sampling_schedule(run.schedule)
+    x_start, generator, t_start, x0 = _start(lab)
+    n = lab.num_steps()
+    _, _, h, w = x_start.shape
+    k_bins = min(h, w) // 2 + 1
+    rec = StepLabRun(
+        settings=lab, schedule=s, x_t=np.zeros((n + 1, h, w), np.float32),
+        floats={key: np.zeros((n, h, w), np.float32) for key in FLOAT_FIELDS},
+        numbers={key: np.full(n, np.nan) for key in NUMBER_FIELDS},
+        spectra={"signal": np.zeros((n, k_bins)), "x_t": np.zeros((n, k_bins)), "noise": np.zeros(n)},
+        x0_true=None if x0 is None else x0[0, 0].numpy().copy(),
+    )
+    eps_fn, parts = guided_eps_parts(model, run.schedule, run.labels, run.guidance)
+    names = TERM_NAMES[run.sampler]
+    loop = reverse_loop(eps_fn, run.schedule, x_start, generator, t_start=t_start, **lab.loop_kwargs())
+    for k, step in enumerate(loop):
+        t, t_prev = step.t, step.t_prev
+        terms = [step.terms[name] for name in names]
+        mean = terms[0] + terms[1]  # the update without its noise, added as the step added it
+        q_mean, q_var = q_posterior_between(step.x_t, step.x0_hat, t, t_prev, s)
+        eps_c, eps_u = parts[-1]
+        if run.sampler == "ddpm":
+            coef_a, coef_b = step.posterior_coef_x0, step.posterior_coef_xt
+        else:
+            coef_a, coef_b, _ = ddim_coefficients(t, t_prev, s, run.eta)
+        images = {"x0_hat": step.x0_hat, "eps": step.eps,
+                  "noise": torch.zeros_like(step.x_t) if step.noise is None else step.noise,
+                  "term_a": terms[0], "term_b": terms[1], "term_noise": terms[2], "mean": mean, "q_mean": q_mean,
+                  "eps_cond": eps_c, "eps_uncond": eps_u, "eps_delta": eps_c - eps_u,  # guidance's direction
+                  "eps_guided": classifier_free_guidance(eps_u, eps_c, run.guidance)}
+        if x0 is not None:
+            images["q_true_mean"] = q_posterior_between(step.x_t, x0, t, t_prev, s)[0]
+        for key, img in images.items():
+            rec.floats[key][k] = img[0, 0].numpy()
+        rec.x_t[k] = step.x_t[0, 0].numpy()
+        rec.x_t[k + 1] = step.x_prev[0, 0].numpy()
+        # spectra: the signal part √ᾱ_t x̂_0 of x_t (q_sample without noise) against the noise's flat 1 − ᾱ_t
+        signal = radial_power_spectrum(q_sample(step.x0_hat, t, torch.zeros_like(step.x0_hat), s)[0, 0].numpy())
+        noise_power = 1.0 - float(s.alpha_bars[t])  # the variance of √(1 − ᾱ_t) ε, flat over frequency
+        rec.spectra["signal"][k] = signal
+        rec.spectra["x_t"][k] = radial_power_spectrum(rec.x_t[k])
+        rec.spectra["noise"][k] = noise_power
+        crossover = crossover_frequency(signal, noise_power)
+        values = dict(t=t, t_prev=t_prev, alpha_bar_t=step.alpha_bar_t, alpha_bar_prev=step.alpha_bar_prev,
+                      beta_t=float(s.betas[t]), sigma=step.sigma, coef_a=coef_a, coef_b=coef_b, q_var=q_var,
+                      q_std=q_var**0.5, **{f"sigma_{v}": float(ddpm_variances(s, v)[t]) ** 0.5 for v in DDPM_VARIANCES},
+                      crossover=np.nan if crossover is None else crossover)
+        for key, v in values.items():
+            rec.numbers[key][k] = v
+        rec.count = k + 1
+        if rec.count < n:
+            yield rec
+    rec.finished = True
+    yield rec
+
+
+def record_all(model, lab: StepLabSettings) -> StepLabRun:
+    """:func:`record_step_lab` drained: the finished run."""
+    *_, rec = record_step_lab(model, lab)
+    return rec
+
+
+def guidance_row(model, lab: StepLabSettings, ws=GUIDANCE_ROW) -> np.ndarray:
+    """Final samples of one seed and digit for every w in ``ws``, in ONE batched run: (len(ws), H, W) float32.
+
+    The rows share x_T (or img2img's noised digit); each row is guided with its own w.
+    """
+    run = lab.effective_run()
+    x_start, generator, t_start, _ = _start(lab)
+    ws = [checks.finite_number("The guidance scale", w, 0.0, 20.0) for w in ws]
+    b = len(ws)
+    w_rows = torch.tensor(ws, dtype=torch.float32).reshape(b, 1, 1, 1)  # (B, 1, 1, 1): one w per row
+    labels = run.labels.expand(b)  # (B,) the run's one digit on every row
+    eps_fn, _ = guided_eps_parts(model, run.schedule, labels, w_rows)
+    x = x_start.expand(b, *x_start.shape[1:]).clone()  # (B, 1, H, W)
+    for step in reverse_loop(eps_fn, run.schedule, x, generator, t_start=t_start, **lab.loop_kwargs()):
+        x = step.x_prev
+    return x[:, 0].numpy()
+
+
+MAP_DIGITS = (0, 1, 3, 7)  # the trajectory map's samples: one digit each, x_T from consecutive draws of the seed
+
+
+def trajectory_map(model, lab: StepLabSettings, project, digits=MAP_DIGITS) -> dict[str, np.ndarray]:
+    """The x_t paths of one sample per digit under DDPM and under DDIM, from the same x_T, mapped to 2-D.
+
+    ``project`` maps (B, H, W) images to (B, 2) (:meth:`explorer.pca.PCABasis.project`). Returns
+    sampler -> (B, steps + 1, 2): x_T first, the result last. The run's schedule, DDIM steps, η and w are used.
+    """
+    run = lab.run
+    labels = torch.tensor(digits, dtype=torch.long)  # (B,)
+    eps_fn, _ = guided_eps_parts(model, run.schedule, labels, run.guidance)
+    paths = {}
+    for sampler in ("ddpm", "ddim"):
+        x, generator = initial_noise(run.seed, len(digits))  # the same x_T for both samplers
+        points = [project(x[:, 0].numpy())]
+        kwargs = {**run.replace(sampler=sampler).loop_kwargs(), "variance": lab.variance}
+        for step in reverse_loop(eps_fn, run.schedule, x, generator, **kwargs):
+            points.append(project(step.x_prev[:, 0].numpy()))
+        paths[sampler] = np.stack(points, axis=1)  # (B, N + 1, 2)
+    return paths

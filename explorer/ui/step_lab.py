@@ -1,0 +1,457 @@
+"""Step microscope tab (journey 4): one reverse step under a microscope, for every frame of a small recorded run.
+
+**Run** records one sample's reverse run in float32 (:mod:`explorer.steplab`) and sends it to the page once
+(:func:`payload`): every step's images as uint8 frames, its numbers as formatted text, the spectra and the
+floats the pixel inspector needs. Scrubbing the frame slider, ◀ ▶ and clicking a pixel are drawn in the page
+(static/step_lab.js), no request. The LaTeX panel comes from the server when the slider is released, as the
+Forward tab's does. The ``step_lab_view`` and ``step_lab_pixel`` APIs return what the page shows for a frame
+and pixel (a browser test checks they are equal).
+
+Layout and wiring only; every number comes from explorer.steplab / posterior / spectrum / diffusion.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import time
+import zlib
+
+import gradio as gr
+import numpy as np
+import plotly.graph_objects as go
+import torch
+
+from .. import checks, readouts, render
+from ..data import to_uint8
+from ..model import ModelProvider
+from ..runs import DIGIT_LABELS, MAX_GUIDANCE, MAX_RECORDED_STEPS, RunSettings
+from ..samplers import DEFAULT_SPACING, SAMPLERS
+from ..pca import load_basis
+from ..steplab import (DEFAULTS, GUIDANCE_ROW, MAP_DIGITS, STARTS, StepLabRun, StepLabSettings, guidance_evaluation,
+                       guidance_row, record_step_lab, trajectory_map)
+from .common import LATEX, image_file
+from .controls import ScheduleControls, bind
+from .sampling import SAMPLING, model_status, stream_latest
+
+ROOT_ID = "steplab-view"  # static/step_lab.js looks these up
+SLIDER_ID = "steplab-frame"
+LOAD_JS = "(p) => window.ddpmStepLab.load(p)"
+DIGITS = ("none",) + tuple(str(d) for d in range(10))  # one sample: one digit, or unconditional
+START_LABELS = {"noise": "pure noise x_T (sample)", **{k: f"img2img from the test digit {k[-1]} (x₀ known)"
+                                                       for k in STARTS if k != "noise"}}
+f = readouts.format_number
+lx = readouts.latex_number
+
+
+class StepLabControls:
+    """Schedule, sampler, DDIM steps / η, digit, guidance, seed, start (noise or a test digit) and img2img t.
+
+    ``parse`` gives the :class:`~explorer.steplab.StepLabSettings` they describe (validated there).
+    """
+
+    NAMES = ScheduleControls.NAMES + ("sampler", "ddim_steps", "eta", "variance", "digit", "guidance", "seed", "start",
+                                      "t_start")
+
+    def __init__(self):
+        d, run = DEFAULTS, DEFAULTS.run
+        self.schedule = ScheduleControls(run.schedule.name, api_prefix="steplab")
+        self.sampler = gr.Radio(list(SAMPLERS), value=run.sampler, label="sampler", elem_id="steplab-sampler")
+        self.steps = gr.Slider(1, MAX_RECORDED_STEPS, value=run.steps, step=1, label="DDIM steps (DDPM takes all T)",
+                               elem_id="steplab-steps")
+        self.eta = gr.Slider(0.0, 1.0, value=run.eta, step=0.05,
+                             label="DDIM η (0 = deterministic, 1 = posterior noise)")
+        self.variance = gr.Radio([("σ_t² = β̃_t (posterior)", "fixed_small"), ("σ_t² = β_t", "fixed_large")],
+                                 value=d.variance, label="DDPM noise variance", elem_id="steplab-variance")
+        with gr.Row():
+            self.digit = gr.Dropdown([(DIGIT_LABELS.get(k, k), k) for k in DIGITS], value=run.digit,
+                                     label="digit class")
+            self.guidance = gr.Slider(0.0, MAX_GUIDANCE, value=run.guidance, step=0.5, label="guidance w")
+        with gr.Row():
+            self.seed = gr.Number(run.seed, label="seed", minimum=0, step=1, elem_id="steplab-seed")
+            self.start = gr.Dropdown([(v, k) for k, v in START_LABELS.items()], value=d.start, label="start from")
+        self.t_start = gr.Slider(1, MAX_RECORDED_STEPS, value=d.t_start, step=1, label="img2img: noise the digit to t",
+                                 elem_id="steplab-t-start")
+
+    @property
+    def inputs(self) -> list:
+        return [*self.schedule.inputs, self.sampler, self.steps, self.eta, self.variance, self.digit, self.guidance,
+                self.seed, self.start, self.t_start]
+
+    def parse(self, *values) -> StepLabSettings:
+        k = len(self.schedule.inputs)
+        sampler, steps, eta, variance, digit, guidance, seed, start, t_start = values[k:]
+        checks.one_of("digit class", digit, DIGITS)
+        run = RunSettings(self.schedule.parse(*values[:k]), sampler=sampler, steps=steps, eta=eta,
+                          spacing=DEFAULT_SPACING, digit=digit, guidance=guidance, seed=seed, n=1)
+        return StepLabSettings(run, start=start, t_start=t_start, variance=variance)
+
+
+# ---------------------------------------------------------------- what a frame shows
+
+
+def term_labels(rec: StepLabRun, k: int) -> dict[str, str]:
+    """Captions of the update's terms at frame k, their coefficients substituted."""
+    n = rec.frame_numbers(k)
+    second = "x_t" if rec.sampler == "ddpm" else "ε̂"
+    return {"term_a": f"{f(n['coef_a'])} · x̂₀", "term_b": f"{f(n['coef_b'])} · {second}",
+            "term_noise": f"σ · z = {f(n['sigma'])} · z", "x_prev": f"= x_{{t_prev}}, t_prev = {n['t_prev']}"}
+
+
+def frame_rows(rec: StepLabRun, k: int) -> tuple[str, list[tuple[str, str]]]:
+    """The heading and the (number, value) rows of frame k."""
+    n = rec.frame_numbers(k)
+    state = "" if rec.finished else f" (stopped after {rec.count} of {rec.num_steps} steps)"
+    head = f"Step {n['step']} of {n['num_steps']}{state}: t = {n['t']} → t_prev = {n['t_prev']}"
+    rows = [("ᾱ_t", f(n["alpha_bar_t"])), ("ᾱ_{t_prev}", f(n["alpha_bar_prev"])), ("β_t", f(n["beta_t"])),
+            ("σ (std of the noise added)", f(n["sigma"])),
+            ("posterior variance of q(x_{t_prev}|x_t,x₀)", f(n["q_var"])),
+            ("signal under the noise from frequency", "never (≤ Nyquist)" if n["crossover"] is None
+             else f"{n['crossover']} cycles / image")]
+    if n["x0_undefined"]:
+        rows.append(("x̂₀ at t = T", "undefined: ᾱ_T = 0 (0/0); the sampler uses ᾱ_T = "
+                     f"{f(rec.schedule.alpha_bars[-1])} instead"))
+    return head, rows
+
+
+def numbers_html(rec: StepLabRun, k: int) -> str:
+    head, rows = frame_rows(rec, k)
+    body = "".join(f"<tr><th>{html.escape(a)}</th><td>{html.escape(b)}</td></tr>" for a, b in rows)
+    return f"<p><strong>{html.escape(head)}</strong></p><table>{body}</table>"
+
+
+def math_panel(rec: StepLabRun, k: int) -> str:
+    """The tutorial's next page in LaTeX (Markdown with $$…$$), frame k's numbers substituted."""
+    n = rec.frame_numbers(k)
+    t, tp = n["t"], n["t_prev"]
+    ab, abp, beta, sigma = n["alpha_bar_t"], n["alpha_bar_prev"], n["beta_t"], n["sigma"]
+    lines = [
+        f"**Frame {k}: the step t = {t} → {tp}** ({n['sampler'].upper()}, {rec.settings.run.schedule.label})",
+        "",
+        "We want $q(x_{t-1} \\mid x_t)$. With $x_0$ known, Bayes' rule and the forward process give it exactly:",
+        "$$q(x_{t-1}\\mid x_t, x_0) = \\frac{q(x_t \\mid x_{t-1})\\; q(x_{t-1}\\mid x_0)}{q(x_t \\mid x_0)},"
+        "\\quad q(x_t\\mid x_{t-1}) = \\mathcal N(\\sqrt{\\alpha_t}\\,x_{t-1}, \\beta_t I),"
+        "\\quad q(x_{t-1}\\mid x_0) = \\mathcal N(\\sqrt{\\bar\\alpha_{t-1}}\\,x_0, (1-\\bar\\alpha_{t-1}) I)$$",
+        "A product of Gaussians in $x_{t-1}$ is Gaussian: "
+        "$q(x_{t-1}\\mid x_t, x_0) = \\mathcal N(\\tilde\\mu_t, \\tilde\\beta_t I)$ with",
+        "$$\\tilde\\mu_t = \\frac{\\sqrt{\\bar\\alpha_{t-1}}\\,\\beta_t}{1-\\bar\\alpha_t}\\,x_0 + "
+        "\\frac{\\sqrt{\\alpha_t}\\,(1-\\bar\\alpha_{t-1})}{1-\\bar\\alpha_t}\\,x_t,\\qquad "
+        "\\tilde\\beta_t = \\frac{1-\\bar\\alpha_{t-1}}{1-\\bar\\alpha_t}\\,\\beta_t$$",
+    ]
+    if rec.sampler == "ddpm":
+        lines.append(f"$$\\tilde\\mu_{{{t}}} = {lx(n['coef_a'])}\\,x_0 + {lx(n['coef_b'])}\\,x_{{{t}}},\\qquad "
+                     f"\\tilde\\beta_{{{t}}} = {lx(n['q_var'])},\\quad \\beta_{{{t}}} = {lx(beta)}$$")
+    lines += [
+        "But $x_0$ is what we are generating: it is unknown. The model predicts the noise, and the closed form "
+        "$x_t = \\sqrt{\\bar\\alpha_t}x_0 + \\sqrt{1-\\bar\\alpha_t}\\varepsilon$ solved for $x_0$ stands in:",
+        "$$\\hat x_0 = \\frac{x_t - \\sqrt{1-\\bar\\alpha_t}\\,\\hat\\varepsilon_\\theta(x_t, t)}"
+        "{\\sqrt{\\bar\\alpha_t}},"
+        f"\\qquad \\bar\\alpha_{{{t}}} = {lx(ab)}$$",
+    ]
+    if n["x0_undefined"]:
+        lines.append(f"At $t = T$ this schedule has $\\bar\\alpha_T = 0$: $\\hat x_0 = 0/0$ is **undefined** "
+                     f"(zero terminal SNR). The sampler uses $\\bar\\alpha_T = {lx(rec.schedule.alpha_bars[-1])}$ "
+                     "instead, so $\\hat x_0$ here says almost nothing.")
+    if rec.sampler == "ddpm":
+        chosen = "$\\tilde\\beta_t$" if rec.settings.variance == "fixed_small" else "$\\beta_t$"
+        lines += [
+            "**DDPM** (Ho et al. 2020, Alg. 2) samples $p_\\theta(x_{t-1}\\mid x_t) = "
+            "\\mathcal N(\\tilde\\mu_t(x_t, \\hat x_0), \\sigma_t^2 I)$ with $\\sigma_t^2 = \\tilde\\beta_t$ or "
+            "$\\sigma_t^2 = \\beta_t$ (the paper found both work; this run: "
+            f"{chosen}; here "
+            f"$\\sqrt{{\\tilde\\beta_{{{t}}}}} = {lx(n['sigma_fixed_small'])}$, "
+            f"$\\sqrt{{\\beta_{{{t}}}}} = {lx(n['sigma_fixed_large'])}$), no noise at $t = 1$:",
+            "$$x_{t-1} = \\frac{\\sqrt{\\bar\\alpha_{t-1}}\\,\\beta_t}{1-\\bar\\alpha_t}\\hat x_0 + "
+            "\\frac{\\sqrt{\\alpha_t}(1-\\bar\\alpha_{t-1})}{1-\\bar\\alpha_t}x_t + \\sigma_t z,"
+            "\\quad z\\sim\\mathcal N(0, I)$$",
+            f"$$x_{{{tp}}} = {lx(n['coef_a'])}\\,\\hat x_0 + {lx(n['coef_b'])}\\,x_{{{t}}} + {lx(sigma)}\\,z$$",
+        ]
+    else:
+        lines += [
+            "**DDIM** (Song et al. 2021, eq. 12) jumps over the spaced steps $t \\to t_{prev}$, with "
+            "$\\sigma_t(\\eta) = \\eta\\sqrt{\\frac{1-\\bar\\alpha_{t_{prev}}}{1-\\bar\\alpha_t}}"
+            "\\sqrt{1-\\frac{\\bar\\alpha_t}{\\bar\\alpha_{t_{prev}}}}$ (eq. 16; $\\eta = 1$ is the posterior's "
+            "noise, $\\eta = 0$ none):",
+            "$$x_{t_{prev}} = \\sqrt{\\bar\\alpha_{t_{prev}}}\\,\\hat x_0 + "
+            "\\sqrt{1-\\bar\\alpha_{t_{prev}}-\\sigma_t^2}\\;\\hat\\varepsilon + \\sigma_t z$$",
+            f"$$x_{{{tp}}} = {lx(n['coef_a'])}\\,\\hat x_0 + {lx(n['coef_b'])}\\,\\hat\\varepsilon + {lx(sigma)}\\,z,"
+            f"\\qquad \\eta = {lx(n['eta'])},\\ \\bar\\alpha_{{{tp}}} = {lx(abp)}$$",
+        ]
+    w = n["guidance"]
+    lines.append(f"The $\\hat\\varepsilon$ used is guided: $\\hat\\varepsilon = \\hat\\varepsilon_{{uncond}} + "
+                 f"w(\\hat\\varepsilon_{{cond}} - \\hat\\varepsilon_{{uncond}})$ with $w = {lx(w)}$.")
+    return "\n".join(lines)
+
+
+def _packed(a: np.ndarray) -> str:
+    return base64.b64encode(zlib.compress(np.ascontiguousarray(a).tobytes(), 1)).decode("ascii")
+
+
+def payload(rec: StepLabRun) -> str:
+    """Every recorded frame for the page, sent once (JSON): uint8 views, numbers, spectra, the inspector's floats."""
+    n = rec.count
+    h, w = rec.shape
+    views = {key: _packed(rec.view_frames(key)) for key in ("x_t", "x0_hat", "eps", "term_a", "term_b", "term_noise",
+                                                              "x_prev", "eps_uncond", "eps_cond", "eps_delta",
+                                                              "eps_guided")}
+    floats = {key: _packed(rec.floats[key][:n].astype("<f4")) for key in ("x0_hat", "mean", "q_mean")}
+    floats["x_t"] = _packed(rec.x_t[:n + 1].astype("<f4"))
+    if rec.x0_true is not None:
+        floats["q_true_mean"] = _packed(rec.floats["q_true_mean"][:n].astype("<f4"))
+        views["x0_true"] = _packed(rec.frame_images(0)["x0_true"])
+    p = {
+        "count": n, "h": h, "w": w, "sampler": rec.sampler, "views": views, "floats": floats,
+        "numbers": [numbers_html(rec, k) for k in range(n)],
+        "labels": [term_labels(rec, k) for k in range(n)],
+        "t": rec.numbers["t"][:n].astype(int).tolist(),
+        "sigma": rec.numbers["sigma"][:n].tolist(), "q_std": rec.numbers["q_std"][:n].tolist(),
+        "spectra": {"signal": rec.spectra["signal"][:n].tolist(), "x_t": rec.spectra["x_t"][:n].tolist(),
+                    "noise": rec.spectra["noise"][:n].tolist()},
+        "crossover": [None if np.isnan(c) else int(c) for c in rec.numbers["crossover"][:n]],
+    }
+    return json.dumps(p, separators=(",", ":"))
+
+
+def _require(rec) -> StepLabRun:
+    if rec is None or rec.count == 0:
+        raise ValueError("Nothing recorded yet: press Run first.")
+    return rec
+
+
+def frame_view(rec, k) -> dict:
+    """Frame k as the page shows it: images (uint8 rows), term captions, numbers, spectra."""
+    rec = _require(rec)
+    k = rec.check_frame(k)
+    head, rows = frame_rows(rec, k)
+    return {"frame": k, "numbers": rec.frame_numbers(k), "heading": head, "rows": rows,
+            "labels": term_labels(rec, k), "images": {key: a.tolist() for key, a in rec.frame_images(k).items()},
+            "spectra": {"signal": rec.spectra["signal"][k].tolist(), "x_t": rec.spectra["x_t"][k].tolist(),
+                        "noise": float(rec.spectra["noise"][k])}}
+
+
+def pixel_view(rec, k, row, col) -> dict:
+    """The pixel inspector at frame k: the densities' means and stds, the drawn value, the curves, the series."""
+    rec = _require(rec)
+    px = rec.pixel(k, row, col)
+    curves = rec.density_curves(k, row, col)
+    px["curves"] = {key: (None if v is None else np.asarray(v).tolist()) for key, v in curves.items()}
+    return px
+
+
+def step_math(rec, k) -> str:
+    """The math panel at frame k (a hint before the first run: the slider can be moved before it)."""
+    if rec is None or rec.count == 0:
+        return "Press **Run** first: the panel shows the recorded step's numbers."
+    return math_panel(rec, rec.check_frame(k))
+
+
+# ---------------------------------------------------------------- runs
+
+
+STOPPED = "Stopped: the steps recorded so far can be scrubbed."
+
+
+def run_frames(provider: ModelProvider, lab: StepLabSettings):
+    """Stream a run: yields (state, caption, frames for the page, slider, math panel); the frames once, at the end."""
+    model, _ = provider.get()
+    started = time.perf_counter()
+    for rec in stream_latest(record_step_lab(model, lab)):
+        if rec.finished:
+            break
+        yield (rec, f"Recording… step {rec.count} of {rec.num_steps} ({time.perf_counter() - started:.1f} s)",
+               gr.skip(), gr.skip(), gr.skip())
+    rec.seconds = time.perf_counter() - started
+    caption = f"Done: {rec.count} steps in {rec.seconds:.2f} s — {lab.effective_run().describe()}"
+    yield rec, caption, payload(rec), gr.update(maximum=max(rec.count - 1, 1), value=0), math_panel(rec, 0)
+
+
+def recorded_frames(rec):
+    """After Stop: every step recorded so far for the page."""
+    if rec is None or rec.count == 0:
+        return gr.skip(), STOPPED, gr.skip()
+    return payload(rec), STOPPED, gr.update(maximum=max(rec.count - 1, 1), value=0)
+
+
+def guidance_lab(provider: ModelProvider, lab: StepLabSettings):
+    """The guidance row (one batched run) as a labelled image, and accuracy / diversity against w from the card."""
+    model, card = provider.get()
+    started = time.perf_counter()
+    row = guidance_row(model, lab)
+    seconds = time.perf_counter() - started
+    strip = render.strip([to_uint8(torch.from_numpy(x)) for x in row], labels=[f"w = {w:g}" for w in GUIDANCE_ROW],
+                         min_side=84)
+    caption = (f"One batched run of {len(GUIDANCE_ROW)} rows in {seconds:.2f} s (fp32): same seed and digit, "
+               f"w = {', '.join(f'{w:g}' for w in GUIDANCE_ROW)}.")
+    return image_file(strip, "guidance_row"), guidance_figure(guidance_evaluation(card)), caption
+
+
+def guidance_figure(evaluation: dict) -> go.Figure:
+    """Accuracy (classifier agreement) and diversity (spread ratio) against w, from the model's evaluation."""
+    fig = go.Figure()
+    for config, rows in evaluation.items():
+        ws = [r[0] for r in rows]
+        fig.add_scatter(x=ws, y=[r[1] for r in rows], mode="lines+markers", name=f"accuracy · {config}")
+        fig.add_scatter(x=ws, y=[r[2] for r in rows], mode="lines+markers", name=f"diversity · {config}",
+                        line={"dash": "dot"})
+    fig.update_layout(height=300, margin=dict(l=40, r=10, t=30, b=40), xaxis_title="guidance w",
+                      yaxis_title="agreement / spread ratio", title="model evaluation (explorer.evaluate)")
+    return fig
+
+
+def map_figure(basis, paths: dict[str, np.ndarray], run_path: np.ndarray | None) -> go.Figure:
+    """The data's cloud, the DDPM and DDIM paths of each digit, and this tab's recorded run, in PCA coordinates."""
+    fig = go.Figure()
+    fig.add_scatter(x=basis.cloud[:, 0], y=basis.cloud[:, 1], mode="markers", name="held-out digits",
+                    marker=dict(size=5, color=basis.cloud_labels, colorscale="Turbo", opacity=0.35),
+                    text=[f"digit {d}" for d in basis.cloud_labels], hoverinfo="text")
+    for sampler, dash in (("ddpm", "solid"), ("ddim", "dot")):
+        for b, digit in enumerate(MAP_DIGITS):
+            path = paths[sampler][b]
+            fig.add_scatter(x=path[:, 0], y=path[:, 1], mode="lines", line=dict(dash=dash, width=1.5),
+                            name=f"{sampler.upper()} · digit {digit}", legendgroup=sampler)
+            fig.add_scatter(x=path[-1:, 0], y=path[-1:, 1], mode="markers", marker=dict(symbol="star", size=11),
+                            showlegend=False, hoverinfo="skip")
+    if run_path is not None:
+        fig.add_scatter(x=run_path[:, 0], y=run_path[:, 1], mode="lines+markers", name="this tab's run",
+                        line=dict(color="black", width=3), marker=dict(size=4))
+    fig.update_layout(height=520, margin=dict(l=40, r=10, t=30, b=40), xaxis_title="PC 1", yaxis_title="PC 2",
+                      title="x_t paths from x_T (start) to x_0 (star) in the digits' first two principal components")
+    return fig
+
+
+def trajectory_lab(provider: ModelProvider, lab: StepLabSettings, rec):
+    """The trajectory map: DDPM and DDIM paths of four digits from one seed, and the recorded run if any."""
+    model, _ = provider.get()
+    basis = load_basis()
+    started = time.perf_counter()
+    paths = trajectory_map(model, lab, basis.project)
+    run_path = basis.project(rec.x_t[:rec.count + 1]) if rec is not None and rec.count else None
+    caption = (f"{len(MAP_DIGITS)} digits ({', '.join(map(str, MAP_DIGITS))}) from seed {lab.run.seed}: DDPM over "
+               f"all {lab.run.schedule.T} steps and DDIM over {lab.run.steps}, the same x_T, in "
+               f"{time.perf_counter() - started:.1f} s. PCA: {basis.card.get('fitted_on', '')}.")
+    return map_figure(basis, paths, run_path), caption
+
+
+# ---------------------------------------------------------------- layout and events
+
+
+INTRO = ("The tutorial stops at $q(x_{t-1} \\mid x_t)$. Here is that step, for every frame of one sample's run: "
+         "the posterior $q(x_{t-1}\\mid x_t, x_0)$ and how $\\hat x_0$ stands in for $x_0$, the update as a sum of "
+         "its terms, the 1-D Gaussians of one pixel (click a pixel of $x_t$), what guidance changes, and the "
+         "frequencies the step decides. Press **Run**, then scrub the frame.")
+FIGURES = [("x_t", "x_t (click a pixel)"), ("x0_hat", "x̂₀"), ("eps", "ε̂ (±3)"), ("x0_true", "true x₀ (img2img)")]
+TERMS = [("term_a", "+"), ("term_b", "+"), ("term_noise", "="), ("x_prev", "")]
+GUIDED = [("eps_uncond", "ε̂_uncond (±3)"), ("eps_cond", "ε̂_cond (±3)"), ("eps_delta", "ε̂_cond − ε̂_uncond (±1)"),
+          ("eps_guided", "guided ε̂ (±3)")]
+
+
+def _figure(key: str, label: str) -> str:
+    return (f'<figure data-fig="{key}"><figcaption data-caption="{key}">{html.escape(label)}</figcaption>'
+            f'<canvas data-key="{key}" width="28" height="28" aria-label="{html.escape(label)}"></canvas></figure>')
+
+
+VIEW_HTML = (
+    f'<div class="ddpm-steplab" data-frame="-1">'
+    f'<div class="ddpm-steplab-row">{"".join(_figure(k, v) for k, v in FIGURES)}</div>'
+    '<h4>The update as a sum (each term shown over ±1)</h4>'
+    '<div class="ddpm-steplab-row ddpm-steplab-sum">'
+    + "".join(_figure(k, "") + (f'<span class="ddpm-steplab-op">{op}</span>' if op else "") for k, op in TERMS)
+    + '</div><div class="ddpm-steplab-numbers"></div>'
+    '<h4>Pixel inspector</h4><div class="ddpm-steplab-row">'
+    '<figure><figcaption class="ddpm-steplab-pixel-caption">click a pixel of x_t</figcaption>'
+    '<canvas data-plot="density" width="420" height="200" aria-label="densities of the pixel"></canvas></figure>'
+    '<figure><figcaption>the pixel across the run: x_t (grey), x̂₀ (blue)</figcaption>'
+    '<canvas data-plot="series" width="420" height="200" aria-label="the pixel across steps"></canvas></figure></div>'
+    '<div class="ddpm-steplab-pixel"></div>'
+    '<h4>Frequencies: the radially averaged power spectrum (log scale)</h4><div class="ddpm-steplab-row">'
+    '<figure><figcaption>signal √ᾱ_t·x̂₀ (blue), x_t (grey), the noise\'s flat 1 − ᾱ_t (red)</figcaption>'
+    '<canvas data-plot="spectrum" width="420" height="200" aria-label="power spectra"></canvas></figure>'
+    '<div class="ddpm-steplab-spectrum-text"></div></div>'
+    '<h4>Guidance at this frame</h4>'
+    f'<div class="ddpm-steplab-row">{"".join(_figure(k, v) for k, v in GUIDED)}</div>'
+    '</div>'
+)
+
+
+def build_step_lab_tab(demo: gr.Blocks, provider: ModelProvider) -> dict:
+    """The Step microscope tab: its controls, the page-drawn microscope, the math panel, the guidance row."""
+    gr.Markdown(INTRO, latex_delimiters=LATEX)
+    status = gr.Markdown("Loading the model…", elem_id="steplab-model-status")
+    demo.load(lambda: model_status(provider), outputs=status, api_name="step_lab_model_status",
+              show_progress="hidden")
+    state = gr.State(None)  # this session's StepLabRun
+    with gr.Row():
+        with gr.Column(scale=1, min_width=320):
+            controls = StepLabControls()
+            with gr.Row():
+                run_btn = gr.Button("Run", variant="primary", elem_id="steplab-run")
+                stop_btn = gr.Button("Stop", variant="stop", elem_id="steplab-stop")
+        with gr.Column(scale=2):
+            caption = gr.Markdown("Press **Run** to record a run.", elem_id="steplab-caption")
+            frame = gr.Slider(0, 1, value=0, step=1, label="frame (step)", elem_id=SLIDER_ID)
+            with gr.Row():
+                for label, elem_id, js in (("◀", "steplab-prev", "() => window.ddpmStepLab.step(-1)"),
+                                           ("▶", "steplab-next", "() => window.ddpmStepLab.step(1)")):
+                    gr.Button(label, size="sm", elem_id=elem_id).click(None, js=js, api_name=False, queue=False)
+            # keys, the number box or the server moving the slider: draw the slider's frame in the page
+            frame.change(None, js="() => window.ddpmStepLab.fromSlider()", api_name=False, queue=False,
+                         trigger_mode="always_last")
+            gr.HTML(VIEW_HTML, elem_id=ROOT_ID)
+            frames_box = gr.Textbox(visible="hidden", elem_id="steplab-frames")
+    with gr.Accordion("The math of this step, its numbers substituted", open=True):
+        math = gr.Markdown(latex_delimiters=LATEX, elem_id="steplab-math")
+        # typeset on release only, as the Forward tab's panel: the page's own views follow every move
+        frame.release(bind(step_math, state, frame)[0], inputs=[state, frame], outputs=math,
+                      trigger_mode="always_last", show_progress="hidden", api_name="step_lab_math")
+    with gr.Accordion("Guidance lab: one seed and digit for w = 0 … 8, in one batched run", open=False):
+        row_btn = gr.Button("Sample the guidance row", elem_id="steplab-guidance-run")
+        row_caption = gr.Markdown(elem_id="steplab-guidance-caption")
+        with gr.Row():
+            row_image = gr.Image(label="final samples", interactive=False, format="png", elem_id="steplab-guidance-row")
+            row_plot = gr.Plot(label="accuracy vs diversity", elem_id="steplab-guidance-plot")
+
+        def sample_row(lab: StepLabSettings):
+            return guidance_lab(provider, lab)
+
+        fn, inputs = bind(sample_row, controls)
+        row_btn.click(fn, inputs=inputs, outputs=[row_image, row_plot, row_caption], api_name="step_lab_guidance_row",
+                      **SAMPLING)
+    with gr.Accordion("Trajectory map: x_t paths in the digits' principal components", open=False):
+        map_btn = gr.Button("Draw the trajectory map (DDPM takes every step of T)", elem_id="steplab-map-run")
+        map_caption = gr.Markdown(elem_id="steplab-map-caption")
+        map_plot = gr.Plot(label="trajectory map", elem_id="steplab-map-plot")
+
+        def draw_map(lab: StepLabSettings, rec):
+            return trajectory_lab(provider, lab, rec)
+
+        fn, inputs = bind(draw_map, controls, state)
+        map_btn.click(fn, inputs=inputs, outputs=[map_plot, map_caption], api_name="step_lab_trajectory_map",
+                      **SAMPLING)
+    with gr.Accordion("This frame computed on the server (what the step_lab_view / step_lab_pixel APIs return)",
+                      open=False):
+        with gr.Row():
+            row = gr.Number(14, label="pixel row", precision=None, elem_id="steplab-row")
+            col = gr.Number(14, label="pixel column", precision=None, elem_id="steplab-col")
+            view_btn = gr.Button("Compute this frame and pixel on the server", size="sm", elem_id="steplab-server")
+        server_view = gr.JSON(label="step_lab_view", elem_id="steplab-server-view")
+        server_pixel = gr.JSON(label="step_lab_pixel", elem_id="steplab-server-pixel")
+        view_btn.click(bind(frame_view, state, frame)[0], inputs=[state, frame], outputs=server_view,
+                       api_name="step_lab_view", show_progress="hidden", queue=False)
+        pixel_btn = gr.Button(visible=False)  # API only
+        pixel_btn.click(bind(pixel_view, state, frame, row, col)[0], inputs=[state, frame, row, col],
+                        outputs=server_pixel, api_name="step_lab_pixel", show_progress="hidden", queue=False)
+
+    def record(lab: StepLabSettings):
+        yield from run_frames(provider, lab)
+
+    fn, inputs = bind(record, controls)
+    run = run_btn.click(fn, inputs=inputs, outputs=[state, caption, frames_box, frame, math],
+                        api_name="step_lab_run", **SAMPLING)
+    run.then(None, inputs=[frames_box], js=LOAD_JS, api_name=False, queue=False)
+    stop_btn.click(lambda: STOPPED, outputs=caption, cancels=[run], api_name="step_lab_stop",
+                   show_progress="hidden").then(
+        bind(recorded_frames, state)[0], inputs=state, outputs=[frames_box, caption, frame],
+        api_name="step_lab_recorded_frames", show_progress="hidden").then(
+        None, inputs=[frames_box], js=LOAD_JS, api_name=False, queue=False)
+    return {"state": state, "frame": frame, "controls": controls, "run": run}

@@ -1,0 +1,137 @@
+"""The Step microscope tab in headless Chromium: scrubbing and a pixel click redraw every view in the page, with the
+pixels and numbers the server's step_lab_view / step_lab_pixel return."""
+
+import json
+
+import numpy as np
+import pytest
+
+from explorer.model import DEFAULT_MODEL
+from explorer.steplab import DEFAULTS, StepLabSettings, record_all
+from explorer.ui.step_lab import frame_view, pixel_view
+from browser import app_page
+
+pytestmark = pytest.mark.browser
+
+ROOT = "#steplab-view .ddpm-steplab"
+SLIDER = "#steplab-frame input[type=range]"
+STEPS = 12
+SETTINGS = StepLabSettings(DEFAULTS.run.replace(steps=STEPS))  # what the page runs: the tab's defaults, 12 DDIM steps
+
+CANVAS_JS = """(key) => {
+  const c = document.querySelector('#steplab-view canvas[data-key="' + key + '"]');
+  return [c.width, c.height, Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)];
+}"""
+
+
+@pytest.fixture(scope="module")
+def page(app):  # the whole app, from conftest
+    with app_page(app.local_url, height=1400) as page:
+        page.get_by_role("tab", name="Step microscope").click()
+        steps = page.locator("#steplab-steps input[type=number]")
+        steps.fill(str(STEPS))
+        steps.press("Enter")
+        page.locator("#steplab-run").click()
+        page.wait_for_function(f"() => document.querySelector('{ROOT}')?.dataset.count === '{STEPS}'", timeout=90_000)
+        yield page
+
+
+@pytest.fixture(scope="module")
+def server_run():
+    """The same run recorded on the server side (fp32, one thread: the same numbers as the app's)."""
+    model, _ = DEFAULT_MODEL.get()
+    return record_all(model, SETTINGS)
+
+
+def canvas(page, key) -> np.ndarray:
+    w, h, data = page.evaluate(CANVAS_JS, key)
+    return np.array(data, np.uint8).reshape(h, w, 4)[..., 0]
+
+
+def go_to(page, k):
+    page.locator(SLIDER).fill(str(k))
+    page.wait_for_function(f"() => document.querySelector('{ROOT}').dataset.frame === '{k}'", timeout=10_000)
+
+
+def test_scrubbing_draws_the_servers_pixels_for_every_view(page, server_run):
+    go_to(page, 7)
+    expected = frame_view(server_run, 7)["images"]
+    for key in ("x_t", "x0_hat", "eps", "term_a", "term_b", "term_noise", "x_prev", "eps_uncond", "eps_cond",
+                "eps_delta", "eps_guided"):
+        assert np.array_equal(canvas(page, key), np.array(expected[key], np.uint8)), key
+
+
+def test_scrubbing_changes_the_images_and_the_numbers(page):
+    go_to(page, 2)
+    before, text = canvas(page, "x_t"), page.locator(f"{ROOT} .ddpm-steplab-numbers").inner_text()
+    go_to(page, 9)
+    assert not np.array_equal(canvas(page, "x_t"), before)
+    assert page.locator(f"{ROOT} .ddpm-steplab-numbers").inner_text() != text
+
+
+def test_the_sum_captions_carry_the_frames_coefficients(page, server_run):
+    go_to(page, 4)
+    labels = frame_view(server_run, 4)["labels"]
+    for key, label in labels.items():
+        assert page.locator(f'{ROOT} [data-caption="{key}"]').inner_text() == label
+
+
+def test_clicking_a_pixel_shows_the_servers_densities(page, server_run):
+    go_to(page, 5)
+    box = page.locator(f'{ROOT} canvas[data-key="x_t"]').bounding_box()
+    row, col = 10, 12
+    page.mouse.click(box["x"] + (col + 0.5) * box["width"] / 28, box["y"] + (row + 0.5) * box["height"] / 28)
+    page.wait_for_function(f"() => JSON.parse(document.querySelector('{ROOT}').dataset.pixel || '{{}}').row === {row}")
+    shown = json.loads(page.locator(ROOT).get_attribute("data-pixel"))
+    server = pixel_view(server_run, 5, row, col)
+    assert shown["col"] == col
+    for key in ("x_t", "x0_hat", "drawn"):
+        assert shown[key] == server[key], key
+    for key in ("q_hat", "p"):
+        assert shown[key] == pytest.approx(server[key], rel=1e-12), key
+    assert shown["q_true"] is None
+
+
+def test_the_pixels_densities_follow_the_frame(page, server_run):
+    go_to(page, 8)
+    shown = json.loads(page.locator(ROOT).get_attribute("data-pixel"))
+    assert shown["frame"] == 8 and shown["drawn"] == pixel_view(server_run, 8, shown["row"], shown["col"])["drawn"]
+
+
+def test_the_frequency_view_names_the_crossover_or_says_none(page, server_run):
+    go_to(page, 6)
+    text = page.locator(f"{ROOT} .ddpm-steplab-spectrum-text").inner_text()
+    crossover = server_run.frame_numbers(6)["crossover"]
+    assert (f"from {crossover} cycles" in text) if crossover is not None else ("every frequency" in text)
+
+
+def test_the_math_panel_is_typeset(page):
+    page.locator("#steplab-math .katex").first.wait_for(timeout=30_000)
+    assert "Bayes" in page.locator("#steplab-math").inner_text()
+
+
+def test_releasing_the_slider_typesets_the_frames_math(page, server_run):
+    box = page.locator(SLIDER).bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.5, box["y"] + box["height"] / 2)  # press and release mid-way
+    page.wait_for_function(f"() => document.querySelector('{ROOT}').dataset.frame !== undefined")
+    k = int(page.locator(ROOT).get_attribute("data-frame"))
+    t_prev = server_run.frame_numbers(k)["t_prev"]
+    page.wait_for_function(f"() => document.querySelector('#steplab-math').innerText.includes('Frame {k}:')",
+                           timeout=30_000)
+    assert f"→ {t_prev}" in page.locator("#steplab-math").inner_text()
+
+
+def test_img2img_from_a_test_digit_shows_the_true_x0_and_its_posterior(page):
+    # last in the module: it records a new run in the page
+    page.locator("#steplab-view").scroll_into_view_if_needed()
+    page.get_by_label("start from").click()
+    page.get_by_role("option", name="img2img from the test digit 7 (x₀ known)").click()
+    page.locator("#steplab-run").click()
+    steps = round(STEPS * 600 / 1000)  # img2img's DDIM takes the share t_start / T of the steps
+    page.wait_for_function(f"() => document.querySelector('{ROOT}')?.dataset.count === '{steps}' && "
+                           f"document.querySelector('{ROOT}').classList.contains('ddpm-steplab-img2img')",
+                           timeout=60_000)
+    assert page.locator(f'{ROOT} figure[data-fig="x0_true"]').is_visible()
+    assert canvas(page, "x0_true").max() == 255  # a white-on-black digit
+    shown = json.loads(page.locator(ROOT).get_attribute("data-pixel"))
+    assert shown["q_true"] is not None and shown["t"] == 600

@@ -1,0 +1,217 @@
+"""The reverse step under a microscope, as a specification: the posterior is Bayes' rule, the update is the sum
+of its terms, spectra behave as white noise and sinusoids must, and the recorded run is honest at the edges."""
+
+import numpy as np
+import pytest
+import torch
+
+from explorer.diffusion import ddim_coefficients, ddim_step, ddpm_step, q_posterior
+from explorer.model import UNet, UNetConfig
+from explorer.posterior import gaussian_density, q_posterior_between
+from explorer.runs import RunSettings
+from explorer.samplers import reverse_loop
+from explorer.schedules import make_schedule
+from explorer.spectrum import crossover_frequency, radial_power_spectrum
+from explorer.pca import fit_pca, load_basis
+from explorer.steplab import StepLabSettings, guidance_row, record_all, trajectory_map
+
+LINEAR = make_schedule("linear", 1000)
+
+
+def normal_pdf(x, mean, var):
+    return np.exp(-0.5 * (x - mean) ** 2 / var) / np.sqrt(2 * np.pi * var)
+
+
+def bayes_posterior(x_t, x0, t, t_prev, s):
+    """q(x_{t'} | x_t, x_0) ∝ q(x_t | x_{t'}) q(x_{t'} | x_0) on a fine grid: (mean, var) by numerical moments."""
+    ab_t, ab_p = s.alpha_bars[t], s.alpha_bars[t_prev]
+    grid = np.linspace(-6, 6, 400_001)
+    unnorm = normal_pdf(x_t, np.sqrt(ab_t / ab_p) * grid, 1 - ab_t / ab_p) * normal_pdf(grid, np.sqrt(ab_p) * x0,
+                                                                                       1 - ab_p)
+    p = unnorm / unnorm.sum()
+    mean = (grid * p).sum()
+    return mean, ((grid - mean) ** 2 * p).sum()
+
+
+@pytest.mark.parametrize("t, t_prev", [(10, 9), (500, 499), (900, 899), (600, 400), (1000, 980), (300, 1)])
+def test_posterior_equals_bayes_rule_numerically(t, t_prev):
+    x_t, x0 = 0.7, -0.4
+    mean, var = q_posterior_between(torch.tensor([[[[x_t]]]]), torch.tensor([[[[x0]]]]), t, t_prev, LINEAR)
+    bayes_mean, bayes_var = bayes_posterior(x_t, x0, t, t_prev, LINEAR)
+    assert float(mean) == pytest.approx(bayes_mean, abs=2e-5)
+    assert var == pytest.approx(bayes_var, rel=1e-4)
+
+
+def test_one_step_posterior_is_ho_et_al_q_posterior():
+    x_t, x0 = torch.randn(2, 1, 4, 4), torch.randn(2, 1, 4, 4)
+    mean, var = q_posterior_between(x_t, x0, 321, 320, LINEAR)
+    ho_mean, ho_var = q_posterior(x_t, x0, 321, LINEAR)
+    assert torch.equal(mean, ho_mean) and var == pytest.approx(float(ho_var[0, 0, 0, 0]))
+
+
+def test_gaussian_density_integrates_to_one_and_a_point_mass_has_no_curve():
+    x = np.linspace(-10, 10, 20_001)
+    assert np.trapezoid(gaussian_density(x, 0.3, 0.7), x) == pytest.approx(1.0, abs=1e-9)
+    assert gaussian_density(x, 0.3, 0.0) is None
+
+
+# ---------------------------------------------------------------- the update as a sum
+
+
+@pytest.mark.parametrize("sampler, eta", [("ddpm", 0.0), ("ddim", 0.0), ("ddim", 1.0)])
+def test_the_update_terms_add_up_to_the_recorded_x_prev_exactly(sampler, eta):
+    torch.manual_seed(0)
+    s = make_schedule("cosine", 100)
+    eps_fn = lambda x, t: torch.tanh(x) * 0.5 + 0.1 * t / 100  # noqa: E731 (any ε̂ will do)
+    gen = torch.Generator().manual_seed(0)
+    for rec in reverse_loop(eps_fn, s, torch.randn(2, 1, 8, 8, generator=gen), gen, sampler=sampler, steps=10, eta=eta):
+        total = None
+        for term in rec.terms.values():
+            total = term if total is None else total + term
+        assert torch.equal(total, rec.x_prev)
+
+
+def test_ddpm_terms_are_the_posterior_coefficients_times_their_images_and_sigma_z():
+    torch.manual_seed(1)
+    x_t, eps, z = torch.randn(1, 1, 6, 6), torch.randn(1, 1, 6, 6), torch.randn(1, 1, 6, 6)
+    step = ddpm_step(x_t, 400, eps, LINEAR, z)
+    c = LINEAR
+    assert torch.allclose(step.terms["x0_hat"], c.posterior_mean_coef_x0[400] * step.x0_hat, atol=1e-7)
+    assert torch.allclose(step.terms["x_t"], c.posterior_mean_coef_xt[400] * x_t, atol=1e-7)
+    assert torch.allclose(step.terms["noise"], np.sqrt(c.posterior_variance[400]) * z, atol=1e-7)
+
+
+def test_ddpm_with_beta_t_adds_sqrt_beta_t_times_z():
+    torch.manual_seed(3)
+    x_t, eps, z = torch.randn(1, 1, 6, 6), torch.randn(1, 1, 6, 6), torch.randn(1, 1, 6, 6)
+    small, large = (ddpm_step(x_t, 50, eps, LINEAR, z, variance=v) for v in ("fixed_small", "fixed_large"))
+    assert torch.allclose(large.terms["noise"], np.sqrt(LINEAR.betas[50]) * z, atol=1e-7)
+    assert torch.equal(small.terms["x0_hat"] + small.terms["x_t"], large.terms["x0_hat"] + large.terms["x_t"])
+
+
+@pytest.mark.parametrize("eta", [0.0, 1.0])
+def test_ddim_terms_are_song_et_al_coefficients_times_their_images(eta):
+    torch.manual_seed(2)
+    x_t, eps, z = torch.randn(1, 1, 6, 6), torch.randn(1, 1, 6, 6), torch.randn(1, 1, 6, 6)
+    step = ddim_step(x_t, 700, 650, eps, LINEAR, eta=eta, noise=z)
+    a, b, sigma = ddim_coefficients(700, 650, LINEAR, eta)
+    ab_prev = LINEAR.alpha_bars[650]
+    assert a == pytest.approx(np.sqrt(ab_prev)) and b == pytest.approx(np.sqrt(1 - ab_prev - sigma**2))
+    assert torch.allclose(step.terms["x0_hat"], a * step.x0_hat, atol=1e-7)
+    assert torch.allclose(step.terms["eps"], b * eps, atol=1e-7)
+    assert torch.allclose(step.terms["noise"], sigma * z, atol=1e-7)
+    assert (sigma == 0) == (eta == 0)
+
+
+# ---------------------------------------------------------------- spectra
+
+
+def test_white_noise_has_a_flat_spectrum_at_its_variance():
+    rng = np.random.default_rng(0)
+    p = radial_power_spectrum(rng.normal(0, np.sqrt(0.3), (400, 28, 28))).mean(axis=0)
+    assert np.allclose(p, 0.3, rtol=0.1)
+
+
+def test_a_sinusoid_puts_its_power_at_its_frequency():
+    y, x = np.mgrid[0:28, 0:28]
+    p = radial_power_spectrum(np.cos(2 * np.pi * 5 * x / 28))
+    assert int(np.argmax(p)) == 5 and p[5] > 100 * np.delete(p, 5).max()
+
+
+def test_crossover_is_the_first_frequency_under_the_noise():
+    assert crossover_frequency(np.array([9.0, 5.0, 2.0, 0.5, 0.1]), 1.0) == 3
+    assert crossover_frequency(np.array([9.0, 5.0, 2.0]), 0.1) is None
+
+
+# ---------------------------------------------------------------- the recorded run
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.manual_seed(0)
+    model = UNet(UNetConfig(patch=2, channels=(16, 32), blocks=(1, 1))).eval()
+    with torch.no_grad():
+        model.head[-1].weight.normal_(0, 0.05)
+    return model
+
+
+def lab(family="linear", T=100, **kw):
+    start = kw.pop("start", "noise")
+    t_start = kw.pop("t_start", 50)
+    return StepLabSettings(RunSettings(make_schedule(family, T, **kw.pop("schedule", {})), **kw), start=start,
+                           t_start=t_start)
+
+
+def test_recorded_run_keeps_x_prev_as_the_sum_of_its_recorded_terms(tiny):
+    rec = record_all(tiny, lab(sampler="ddim", steps=8, eta=1.0, digit="3"))
+    total = (rec.floats["term_a"] + rec.floats["term_b"]) + rec.floats["term_noise"]  # float32, as the step added
+    assert np.array_equal(total, rec.x_t[1:]) and rec.finished and rec.count == 8
+
+
+def test_img2img_run_knows_the_true_posterior(tiny):
+    rec = record_all(tiny, lab(sampler="ddpm", start="mnist_3", t_start=20, T=100, digit="3"))
+    px = rec.pixel(3, 14, 14)
+    assert rec.count == 20 and px["q_true"] is not None and px["x0_true"] is not None
+    assert px["q_true"]["std"] == px["q_hat"]["std"] > 0
+
+
+def test_zero_terminal_snr_says_x0_is_undefined_at_T_and_has_no_nan(tiny):
+    rec = record_all(tiny, lab("cosine", T=50, sampler="ddim", steps=5, schedule={"zero_terminal_snr": True}))
+    assert rec.frame_numbers(0)["x0_undefined"] and not rec.frame_numbers(1)["x0_undefined"]
+    assert all(np.isfinite(a).all() for a in rec.floats.values()) and np.isfinite(rec.x_t).all()
+    assert np.isfinite(rec.spectra["signal"]).all()
+
+
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim"])
+def test_T_equal_one_gives_one_step_and_a_point_mass(tiny, sampler):
+    rec = record_all(tiny, lab(T=1, sampler=sampler, steps=1))
+    px = rec.pixel(0, 0, 0)
+    assert rec.count == 1 and px["p"]["std"] == 0 and px["q_hat"]["std"] == 0
+    assert rec.density_curves(0, 0, 0)["p"] is None
+
+
+def test_out_of_range_frame_and_pixel_are_refused_with_a_message(tiny):
+    rec = record_all(tiny, lab(sampler="ddim", steps=3))
+    with pytest.raises(ValueError, match="frame"):
+        rec.pixel(3, 0, 0)
+    with pytest.raises(ValueError, match="row"):
+        rec.pixel(0, 28, 0)
+    with pytest.raises(ValueError, match="column"):
+        rec.pixel(0, 0, -1)
+
+
+def test_guidance_row_gives_one_final_sample_per_w_and_w1_matches_the_single_run(tiny):
+    settings = lab(sampler="ddim", steps=4, digit="7", guidance=1.0)
+    row = guidance_row(tiny, settings, ws=(0.0, 1.0, 3.0))
+    single = record_all(tiny, settings).x_t[-1]
+    assert row.shape == (3, 28, 28) and np.allclose(row[1], single, atol=1e-5)
+    assert not np.allclose(row[0], row[2], atol=1e-3)
+
+
+def test_pca_fit_is_deterministic_and_orthonormal():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 6)) * np.array([5.0, 3.0, 1.0, 0.5, 0.2, 0.1])
+    mean, comps, ratio = fit_pca(x)
+    again = fit_pca(x[::-1].copy())  # row order does not matter
+    assert np.allclose(comps @ comps.T, np.eye(2), atol=1e-12) and np.allclose(comps, again[1], atol=1e-10)
+    assert np.allclose(np.abs(comps[:, :2]), np.eye(2), atol=0.1) and ratio[0] > ratio[1]
+
+
+def test_the_shipped_pca_basis_loads_after_its_checksum_and_maps_digits_to_2d():
+    basis = load_basis()
+    assert basis.components.shape == (2, 784) and basis.cloud.shape == (500, 2)
+    assert basis.project(np.zeros((3, 28, 28))).shape == (3, 2)
+
+
+def test_trajectory_map_starts_both_samplers_from_the_same_x_T(tiny):
+    paths = trajectory_map(tiny, lab(T=10, sampler="ddim", steps=3), load_basis().project, digits=(1, 2))
+    assert paths["ddpm"].shape == (2, 11, 2) and paths["ddim"].shape == (2, 4, 2)
+    assert np.array_equal(paths["ddpm"][:, 0], paths["ddim"][:, 0])
+
+
+@pytest.mark.parametrize("t_start, steps", [(600, 7), (17, 7), (1000, 13), (1000, 50)])
+def test_trailing_ddim_timesteps_are_exactly_steps_many_and_all_at_least_one(t_start, steps):
+    from explorer.samplers import ddim_timesteps
+
+    ts = ddim_timesteps(t_start, steps, "trailing")
+    assert len(ts) == steps and min(ts) >= 1 and ts[0] == t_start
