@@ -66,8 +66,12 @@ def wait_held(page, at_least, timeout=60_000):
 
 
 def start_sampling(page):
+    """Press Sample and wait until the page holds frames of the new run."""
+    old = page.locator(VIEWER).get_attribute("data-run")
     page.locator("#reverse-sample").click()
     expect(page.locator(CAPTION)).to_contain_text("Sampling… step", timeout=60_000)
+    page.wait_for_function(f"(old) => document.querySelector('{VIEWER}').dataset.run !== old", arg=old,
+                           timeout=60_000)
 
 
 @pytest.mark.parametrize("sampler, steps", [("ddpm", None), ("ddim", 1000)])

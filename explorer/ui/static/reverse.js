@@ -52,7 +52,7 @@
         this.goTo(this.shown); // the person looks back: stay there (and put the slider back if it moved)
       }
       const root = document.querySelector('#reverse-viewer .ddpm-rev-viewer');
-      if (root) root.dataset.frames = String(n); // how many frames the page holds (tests wait on it)
+      if (root) { root.dataset.frames = String(n); root.dataset.run = String(r.id); } // (tests wait on them)
     },
 
     // Keep frames part.start … part.end - 1 that follow the ones held (ε̂ and x̂₀ start at min(start, last step)).
