@@ -77,7 +77,38 @@ def test_typing_beyond_T_shows_T_everywhere_and_no_error(page):
     assert page.evaluate(ERROR_BADGES_JS) == 0
 
 
+CMP_VIEW = "#compare-view .ddpm-cmp"
+CMP_PIXELS_JS = """(side) => {
+  const c = document.querySelector(`#compare-view canvas[data-side="${side}"]`);
+  const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  const gray = [];
+  for (let i = 0; i < px.length; i += 4) gray.push(px[i]);
+  return [c.width, c.height, gray];
+}"""
+
+
+def test_compare_slider_draws_both_sides_in_the_page_as_the_server_does(page, client):
+    page.get_by_role("tab", name="Compare").click()
+    page.wait_for_function(f"() => document.querySelector('{CMP_VIEW}')?.dataset.position === '500'", timeout=60_000)
+    requests = []
+    page.on("request", lambda r: requests.append(r.url) if "/queue/join" in r.url or "/run/" in r.url else None)
+    page.locator("#compare-fraction input[type=range]").fill("0.437")
+    page.wait_for_function(f"() => document.querySelector('{CMP_VIEW}').dataset.position === '437'", timeout=10_000)
+    page.wait_for_timeout(200)
+    assert not requests  # drawn in the page: no event reaches the server
+    out = client.predict(handle_file(str(data.DEFAULT_EXAMPLE)), *LINEAR, *COSINE, 0, 0.437, api_name="/compare_view")
+    for side, image_path, caption in (("A", out[0], out[2]), ("B", out[1], out[3])):
+        server = np.asarray(Image.open(image_path).convert("L"))
+        w, h, gray = page.evaluate(CMP_PIXELS_JS, side)
+        k = server.shape[0] // h  # the server enlarges by a whole factor, nearest neighbour
+        assert np.array_equal(np.array(gray, np.uint8).reshape(h, w), server[::k, ::k]), side
+        line = caption.split("\n")[-1]
+        expect(page.locator(f'{CMP_VIEW} figcaption[data-side="{side}"]')).to_contain_text(line)
+    assert "t = 437 of 1000" in out[2] and "t = 437 of 1000" in out[3]
+
+
 def test_an_empty_drawing_gets_a_warning_and_x0_stays(page):
+    page.get_by_role("tab", name="Forward").click()
     x0_src = page.locator("#x0-image img").get_attribute("src")
     page.get_by_role("tab", name="Draw").click()
     page.get_by_role("button", name="Use drawing as x₀").click()

@@ -12,7 +12,6 @@ browser code is static/forward.js.
 
 from __future__ import annotations
 
-import base64
 import json
 
 import gradio as gr
@@ -24,7 +23,7 @@ from ..schedules import Schedule
 from .common import LATEX, UI_MAX_T, image_file
 from .controls import ScheduleControls, bind
 from .image_input import ImageInput
-from .images import DEFAULT_FRAMES, chain_strip, load_sketch, load_upload, load_x0, xt_at
+from .images import DEFAULT_FRAMES, chain_strip, float32_b64, load_sketch, load_upload, load_x0, xt_at
 
 DEFAULT_T_SHOWN = 250  # the slider starts part-way so the first view already shows noise
 # ids and class that static/forward.js looks up
@@ -37,12 +36,6 @@ SKETCH_ID = "forward-sketch"
 # ---------------------------------------------------------------- handlers (no gradio objects needed)
 
 
-def _b64_hwc(x: torch.Tensor) -> str:
-    """A (1, C, H, W) float32 tensor as base64 of little-endian float32 in H, W, C order (canvas order)."""
-    arr = x[0].permute(1, 2, 0).contiguous().numpy().astype("<f4")
-    return base64.b64encode(arr.tobytes()).decode("ascii")
-
-
 def scene_json(x0: torch.Tensor, s, seed) -> str:
     """Everything the browser needs to draw any x_t of this image, seed and schedule."""
     eps = data.fixed_noise(seed, tuple(x0.shape))
@@ -51,8 +44,8 @@ def scene_json(x0: torch.Tensor, s, seed) -> str:
     edges = plots.histogram_edges()
     scene = {
         "w": w, "h": h, "c": c, "T": s.T,
-        "x0": _b64_hwc(x0),
-        "eps": _b64_hwc(eps),
+        "x0": float32_b64(x0),
+        "eps": float32_b64(eps),
         # exact float64 coefficients; the browser rounds them to float32 as torch does
         "coef": {k: arrays[k].tolist() for k in ("sqrt_alpha_bar", "sqrt_one_minus_alpha_bar")},
         "arrays": {k: [float(v) if np.isfinite(v) else None for v in arr] for k, arr in arrays.items()},

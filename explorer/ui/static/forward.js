@@ -9,17 +9,12 @@
   const SKETCH_ID = 'forward-sketch';
   const PLOT_INTERVAL_MS = 120; // markers and histogram follow the slider at most this often while dragging
 
-  const f32 = Math.fround;
-  // torch.round: half to even
-  const roundHalfEven = (v) => { const r = Math.round(v); return (r - v === 0.5 && r % 2 !== 0) ? r - 1 : r; };
-
   window.ddpmForward = {
     scene: null, t: 0, plotFrame: 0, drawn: 0, dragging: false,
     load(json, t) {
       if (!json) return;
       const p = window.ddpmQSample.load(JSON.parse(json));
       this.scene = p;
-      this.image = null;
       this.shownT = -1;
       this.listen();
       this.show(t);
@@ -56,25 +51,13 @@
     },
     timestep(tRaw) { return this.scene ? window.ddpmQSample.timestep(this.scene, tRaw) : Math.round(Number(tRaw) || 0); },
     compute(t) { return window.ddpmQSample.at(this.scene, t); },
-    toByte(v) {  // explorer.data.to_uint8: ((clamp(x, -1, 1) + 1) * 127.5).round()
-      const c = v < -1 ? -1 : (v > 1 ? 1 : v);
-      return roundHalfEven(f32(f32(c + 1) * 127.5));
-    },
     show(tRaw) {
       const p = this.scene, t = p ? window.ddpmQSample.timestep(p, tRaw) : -1;
       if (!p || t === this.shownT) return;
       this.t = t;
       const canvas = document.getElementById(CANVAS_ID);
       if (!canvas) return;
-      if (canvas.width !== p.w || canvas.height !== p.h) { canvas.width = p.w; canvas.height = p.h; this.image = null; }
-      const ctx = canvas.getContext('2d');
-      if (!this.image) { this.image = ctx.createImageData(p.w, p.h); this.image.data.fill(255); }
-      const xt = this.compute(t), px = this.image.data, c = p.c, n = p.w * p.h;
-      for (let j = 0; j < n; j++) {
-        if (c === 1) { const g = this.toByte(xt[j]); px[4*j] = g; px[4*j+1] = g; px[4*j+2] = g; }
-        else { px[4*j] = this.toByte(xt[3*j]); px[4*j+1] = this.toByte(xt[3*j+1]); px[4*j+2] = this.toByte(xt[3*j+2]); }
-      }
-      ctx.putImageData(this.image, 0, 0);
+      window.ddpmQSample.paint(canvas, p, this.compute(t));
       canvas.dataset.t = String(t);
       this.shownT = t;
       this.drawn++;
