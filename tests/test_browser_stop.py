@@ -126,10 +126,13 @@ def test_scrubbing_back_during_a_run_stays_on_the_chosen_frame(page):
 
 
 def test_pause_stops_on_the_press_with_no_frame_after(page):
-    choose_sampler(page, "ddim", 50)
-    page.locator("#reverse-sample").click()
-    expect(page.locator(CAPTION)).to_contain_text("Done: 50 steps", timeout=60_000)
-    page.locator("#reverse-play").click()  # at the last frame, Play starts again from the first
+    if held_frames(page) < 20:  # plays the run an earlier test recorded, if there is one
+        choose_sampler(page, "ddim", 50)
+        page.locator("#reverse-sample").click()
+        expect(page.locator(CAPTION)).to_contain_text("Done: 50 steps", timeout=60_000)
+        wait_held(page, 51)
+    page.locator(FRAME).fill("0")
+    page.locator("#reverse-play").click()
     page.wait_for_function(f"() => +document.querySelector('{FRAME}').value > 3", timeout=30_000)
     box = page.locator("#reverse-pause").bounding_box()
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)

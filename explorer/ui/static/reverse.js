@@ -15,7 +15,7 @@
     await new Response(new Blob([window.ddpmB64.u8(s)]).stream().pipeThrough(new DecompressionStream('deflate'))).arrayBuffer());
 
   window.ddpmReverse = {
-    run: null, shown: -1, pending: null, playing: 0, drawn: 0, follow: true, queue: Promise.resolve(),
+    run: null, shown: -1, pending: null, playing: 0, drawn: 0, follow: true, wish: null, live: false, moving: false, queue: Promise.resolve(),
 
     // A chunk of frames from the server (explorer/ui/reverse.py, frames_payload): while sampling, the newest
     // frame (a preview) with the frames recorded since the previous one; when the run ends or is stopped, every
@@ -34,10 +34,11 @@
         this.run = { id: c.run, batch: c.batch, h: c.h, w: c.w, cols: c.cols, gap: c.gap, numSteps: c.num_steps,
                      frames: { x_t: [], eps: [], x0_hat: [] }, numbers: [], markers: [] };
         this.shown = -1;
-        this.follow = true;
+        this.follow = this.wish === null;
       }
       const r = this.run;
       r.finished = c.finished;
+      this.live = c.preview; // frames are still being recorded
       if (c.earlier) await this.keep(r, c.earlier);
       await this.keep(r, c);
       const n = this.count();
@@ -46,6 +47,9 @@
       this.listen();
       if (n < c.end) { // a chunk went missing: show the newest frame without keeping it (the run's end repairs)
         if (this.follow) await this.previewOnly(r, c);
+      } else if (this.wish !== null) { // chosen before the page held that frame
+        this.goTo(this.wish);
+        if (this.wish <= n - 1 || !c.preview) this.wish = null;
       } else if (this.follow || this.shown < 0) {
         this.goTo(n - 1);
       } else {
@@ -105,7 +109,8 @@
       const range = document.querySelector(SLIDER);
       if (range && Number(range.value) !== k) {
         range.value = String(k);
-        range.dispatchEvent(new Event('input', { bubbles: true }));
+        this.moving = true; // the range's own listener hears this move: it is not the person's choice
+        try { range.dispatchEvent(new Event('input', { bubbles: true })); } finally { this.moving = false; }
       }
     },
 
@@ -134,12 +139,19 @@
       ctx.putImageData(canvas.ddpmImage, 0, 0);
     },
 
-    // The person chose frame k (slider, its number box, keys, ◀ ▶): draw it; at the newest frame, follow the run.
+    // The person chose frame k (slider, its number box, keys): draw it. Moving on to the newest frame follows the
+    // run again; any other choice (the frame shown included) stays where it is as frames arrive.
     show(kRaw) {
       const n = this.count();
+      if (this.moving) return;
+      const want = Math.max(0, Math.round(Number(kRaw) || 0));
+      if (want > n - 1 && (this.live || !n)) { // not here yet: shown when it arrives
+        this.wish = want;
+        this.follow = false;
+      }
       if (!n) return;
-      const k = Math.max(0, Math.min(n - 1, Math.round(Number(kRaw) || 0)));
-      this.follow = k >= n - 1;
+      const k = Math.min(n - 1, want);
+      if (this.wish === null) this.follow = k >= n - 1 && k > this.shown;
       this.draw(k);
     },
 
