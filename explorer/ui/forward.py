@@ -6,12 +6,12 @@ the slider's JavaScript then draws x_t = √ᾱ_t·x_0 + √(1-ᾱ_t)·ε into a
 torch's float32 operations exactly (so the pixels equal the server's render_forward), fills
 the numbers from strings formatted on the server, and moves the plot markers and the
 histogram client-side (after the image is painted, throttled). Only the LaTeX math panel comes
-from the server, when the slider is released. The browser code is static/forward.js.
+from the server: when a drag is released, and at once for keys, typing, ↺ and the server's own moves. The
+browser code is static/forward.js.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 
 import gradio as gr
@@ -23,22 +23,17 @@ from ..schedules import Schedule
 from .common import LATEX, UI_MAX_T, image_file
 from .controls import ScheduleControls, bind
 from .image_input import ImageInput
-from .images import DEFAULT_FRAMES, chain_strip, load_sketch, load_upload, load_x0, xt_at
+from .images import DEFAULT_FRAMES, chain_strip, float32_b64, load_sketch, load_upload, load_x0, xt_at
 
 DEFAULT_T_SHOWN = 250  # the slider starts part-way so the first view already shows noise
 # ids and class that static/forward.js looks up
 CANVAS_ID = "ddpm-fwd-canvas"
 SLIDER_ID = "timestep-t"
 LIVE_PLOT_CLASS = "ddpm-live-plot"
+SKETCH_ID = "forward-sketch"
 
 
 # ---------------------------------------------------------------- handlers (no gradio objects needed)
-
-
-def _b64_hwc(x: torch.Tensor) -> str:
-    """A (1, C, H, W) float32 tensor as base64 of little-endian float32 in H, W, C order (canvas order)."""
-    arr = x[0].permute(1, 2, 0).contiguous().numpy().astype("<f4")
-    return base64.b64encode(arr.tobytes()).decode("ascii")
 
 
 def scene_json(x0: torch.Tensor, s, seed) -> str:
@@ -49,8 +44,8 @@ def scene_json(x0: torch.Tensor, s, seed) -> str:
     edges = plots.histogram_edges()
     scene = {
         "w": w, "h": h, "c": c, "T": s.T,
-        "x0": _b64_hwc(x0),
-        "eps": _b64_hwc(eps),
+        "x0": float32_b64(x0),
+        "eps": float32_b64(eps),
         # exact float64 coefficients; the browser rounds them to float32 as torch does
         "coef": {k: arrays[k].tolist() for k in ("sqrt_alpha_bar", "sqrt_one_minus_alpha_bar")},
         "arrays": {k: [float(v) if np.isfinite(v) else None for v in arr] for k, arr in arrays.items()},
@@ -91,6 +86,15 @@ def forward_math(s: Schedule, t):
     return readouts.math_panel(s, t)
 
 
+def use_drawing(sketch):
+    """The drawing as x₀; an empty pad gets a warning and x₀ (and so x_t) keeps the image it shows."""
+    try:
+        return load_sketch(sketch)
+    except gr.Error as e:
+        gr.Warning(e.message)
+        return gr.skip()
+
+
 def forward_chain(image_path, s: Schedule, seed, frames):
     """The forward chain strip alone (when only K changes)."""
     return image_file(chain_strip(load_x0(image_path), s, seed, frames), "chain")
@@ -99,6 +103,9 @@ def forward_chain(image_path, s: Schedule, seed, frames):
 # the browser side (static/forward.js): load a scene, draw one t
 LOAD_JS = "(scene, t) => window.ddpmForward.load(scene, t)"
 SHOW_JS = "(t) => window.ddpmForward.show(t)"
+CHANGED_JS = "(t, mathT) => window.ddpmForward.changed(t, mathT)"
+RELEASED_JS = "(t) => window.ddpmForward.released(t)"
+SELECT_BRUSH_JS = "() => window.ddpmForward.selectBrush()"
 
 _VIEW_HTML = f"""
 <div class="ddpm-fwd">
@@ -121,11 +128,16 @@ def _x0_picker() -> ImageInput:
             upload = gr.File(label=f"Upload an image (≤ {data.MAX_UPLOAD_BYTES // 2**20} MB)",
                              file_types=["image"], type="filepath", height=120)
             upload.upload(load_upload, inputs=upload, outputs=x0_image, api_name="load_upload")
-        with gr.Tab("Draw"):
-            sketch = gr.Sketchpad(label="Draw a digit", canvas_size=(280, 280), layers=False,
+        with gr.Tab("Draw") as draw_tab:
+            sketch = gr.Sketchpad(label="Draw a digit", canvas_size=(280, 280), layers=False, elem_id=SKETCH_ID,
                                   brush=gr.Brush(colors=["#000000"], color_mode="fixed", default_size=18))
+            # the brush is picked when the tab opens, so a drag draws at once
+            draw_tab.select(None, js=SELECT_BRUSH_JS, api_name=False, queue=False)
             use_sketch = gr.Button("Use drawing as x₀")
-            use_sketch.click(load_sketch, inputs=sketch, outputs=x0_image, api_name="load_sketch")
+            # an empty pad: a warning, and no error on the x₀ panel (which keeps its image, as x_t does)
+            use_sketch.click(use_drawing, inputs=sketch, outputs=x0_image, api_name="use_sketch")
+            api_only = gr.Button(visible=False)  # the API's load_sketch refuses an empty pad with an error
+            api_only.click(load_sketch, inputs=sketch, outputs=x0_image, api_name="load_sketch")
     return x0_image
 
 
@@ -162,10 +174,16 @@ def build_forward_tab(demo: gr.Blocks) -> dict:
     frames.release(fn, inputs=inputs, outputs=chain, show_progress="minimal", api_name="forward_chain")
     with gr.Accordion("The math at this t", open=True):
         math = gr.Markdown(latex_delimiters=LATEX, elem_id="forward-math")
-        # re-rendered on release only: typesetting on every move would hold up the image
-        fn, inputs = bind(forward_math, controls, t_slider)
-        t_slider.release(fn, inputs=inputs, outputs=math, trigger_mode="always_last", show_progress="hidden",
-                         api_name="forward_math")
+        # the t the math panel shows: every way t changes (keys, typing, ↺, the server) sets it, clamped to T, and a
+        # drag sets it on release only (typesetting on every move would hold up the image)
+        math_t = gr.Slider(0, UI_MAX_T, value=DEFAULT_T_SHOWN, step=1, visible="hidden", elem_id="forward-math-t")
+        t_slider.change(None, inputs=[t_slider, math_t], outputs=math_t, js=CHANGED_JS, trigger_mode="always_last",
+                        show_progress="hidden", api_name=False, queue=False)
+        t_slider.release(None, inputs=[t_slider], outputs=math_t, js=RELEASED_JS, show_progress="hidden",
+                         api_name=False, queue=False)
+        fn, inputs = bind(forward_math, controls, math_t)
+        math_t.change(fn, inputs=inputs, outputs=math, trigger_mode="always_last", show_progress="hidden",
+                      api_name="forward_math")
     with gr.Accordion("Check: x_t computed on the server (what `render_forward` returns)", open=False):
         render_button = gr.Button("Render x_t on the server")
         with gr.Row():

@@ -4,6 +4,7 @@ and turning an upload or a drawing into x₀. No layout here; the tabs wire thes
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,13 @@ def xt_at(x0: torch.Tensor, s: Schedule, seed, t) -> torch.Tensor:
     """x_t with the one fixed ε of (seed, shape)."""
     t = readouts.check_timestep(s, t)
     return q_sample(x0, t, data.fixed_noise(seed, tuple(x0.shape)), s)
+
+
+def float32_b64(x: torch.Tensor) -> str:
+    """A (1, C, H, W) float32 tensor as base64 of little-endian float32 in H, W, C order (canvas order), for the
+    page's scripts that draw x_t (static/common.js, ddpmQSample)."""
+    arr = x[0].permute(1, 2, 0).contiguous().numpy().astype("<f4")
+    return base64.b64encode(arr.tobytes()).decode("ascii")
 
 
 def chain_strip(x0: torch.Tensor, s: Schedule, seed, frames) -> Image.Image:

@@ -35,7 +35,7 @@ from ..runs import RunSettings
 from ..schedules import Schedule
 from .common import LATEX
 from .controls import RunControls, bind
-from .sampling import SAMPLING, format_value, model_status, recorder, stream_latest
+from .sampling import SAMPLING, format_value, model_status, recorder, stop_switch, stopped_caption, stream_latest
 
 VIEWER_CLASS = "ddpm-rev-viewer"  # static/reverse.css
 PLOT_CLASS = "ddpm-rev-plot"  # the plots whose markers static/reverse.js moves
@@ -135,31 +135,37 @@ def viewer_html(traj: tr.Trajectory, k: int) -> str:
     return f'<div class="{VIEWER_CLASS}">{cells}</div>'
 
 
-def frames_payload(traj: tr.Trajectory, start: int = 0, end: int | None = None, preview: bool = False) -> str:
+def frames_payload(traj: tr.Trajectory, start: int = 0, end: int | None = None, preview: bool = False,
+                   earlier: int | None = None) -> str:
     """Frames start … end - 1 (default: all recorded so far) of the run as JSON for the page.
 
     The uint8 grids of x_t, ε̂ and x̂_0 (frame k: x_t before step k; the result frame repeats the last ε̂ and
     x̂_0), zlib-compressed and base64-encoded; each frame's numbers as HTML and its plot markers. A
-    ``preview`` (the newest frame while sampling) is drawn but not kept. The worker may record more
-    meanwhile: frames below the count read here are complete.
+    ``preview`` is the newest frame while sampling; ``earlier`` adds the frames earlier … start - 1 that
+    were recorded since the last preview (under "earlier"), so the page holds every frame while the run goes
+    on. The worker may record more meanwhile: frames below the count read here are complete.
     """
     end = traj.num_frames if end is None else end
+    payload = {"run": id(traj), "preview": preview, "finished": traj.finished, "num_steps": traj.num_steps,
+               "batch": traj.batch, "h": traj.x_t.shape[2], "w": traj.x_t.shape[3], "cols": grid_columns(traj.batch),
+               "gap": GRID_GAP, **_frames(traj, start, end)}
+    if earlier is not None and earlier < start:
+        payload["earlier"] = _frames(traj, earlier, start)
+    return json.dumps(payload, separators=(",", ":"))
+
+
+def _frames(traj: tr.Trajectory, start: int, end: int) -> dict:
+    """Frames start … end - 1: grids (ε̂ and x̂_0 from min(start, last step)), numbers and markers."""
     steps_end = min(end, traj.num_steps)
-    _, _, h, w = traj.x_t.shape
 
     def packed(a: np.ndarray) -> str:
         return base64.b64encode(zlib.compress(np.ascontiguousarray(a).tobytes(), 1)).decode("ascii")
 
-    payload = {
-        "run": id(traj), "start": start, "end": end, "preview": preview, "finished": traj.finished,
-        "num_steps": traj.num_steps, "batch": traj.batch, "h": h, "w": w, "cols": grid_columns(traj.batch),
-        "gap": GRID_GAP, "x_t": packed(traj.x_t[start:end]),
-        "eps": packed(traj.eps[min(start, steps_end - 1):steps_end]),
-        "x0_hat": packed(traj.x0_hat[min(start, steps_end - 1):steps_end]),
-        "numbers": [numbers_html(traj, k) for k in range(start, end)],
-        "markers": [marker_json(traj, k) for k in range(start, end)],
-    }
-    return json.dumps(payload, separators=(",", ":"))
+    return {"start": start, "end": end, "x_t": packed(traj.x_t[start:end]),
+            "eps": packed(traj.eps[min(start, steps_end - 1):steps_end]),
+            "x0_hat": packed(traj.x0_hat[min(start, steps_end - 1):steps_end]),
+            "numbers": [numbers_html(traj, k) for k in range(start, end)],
+            "markers": [marker_json(traj, k) for k in range(start, end)]}
 
 
 def frame_view(traj, k):
@@ -182,34 +188,41 @@ def _frame_slider(traj: tr.Trajectory, k: int):
 # ---------------------------------------------------------------- handlers
 
 
-def sample_frames(provider: ModelProvider, run: RunSettings):
+def sample_frames(provider: ModelProvider, run: RunSettings, stop: threading.Event | None = None):
     """Stream a run: yields (state, frame slider, frames for the page, caption, ᾱ plot, log-SNR plot).
 
-    While sampling, the page gets the newest frame to show; at the end, every frame once.
+    While sampling, the page gets the newest frame to show and the frames recorded since the last one; at the
+    end, every frame once. Setting ``stop`` ends the run after its current step, as a normal outcome: the
+    frames recorded so far stay, to scrub and export.
     """
     started = time.perf_counter()
-    for traj in stream_latest(recorder(provider, run)):
-        if traj.finished:
-            break
+    coef_fig, snr_fig = schedule_figures(run.schedule)
+    if stop is not None and stop.is_set():  # stopped while waiting for the sampling slot
+        yield gr.skip(), gr.skip(), gr.skip(), stopped_caption(None), coef_fig, snr_fig
+        return
+    sent = 0  # the page holds frames 0 … sent - 1
+    for traj in stream_latest(recorder(provider, run), stop=stop):
+        if traj.finished or (stop is not None and stop.is_set()):
+            continue  # the worker ends after its current step; its last item follows
         k = traj.count - 1  # the worker may add steps meanwhile; frames up to k are complete
         caption = (f"Sampling… step {k + 1} of {traj.num_steps} ({time.perf_counter() - started:.1f} s) — "
                    f"{run.describe()}")
-        yield (traj, gr.update(maximum=max(k, 1)), frames_payload(traj, k, k + 1, preview=True), caption,
-               gr.skip(), gr.skip())
+        yield (traj, gr.update(maximum=max(k, 1)), frames_payload(traj, k, k + 1, preview=True, earlier=sent),
+               caption, gr.skip(), gr.skip())
+        sent = k + 1
     traj.seconds = time.perf_counter() - started
-    coef_fig, snr_fig = schedule_figures(run.schedule)
-    caption = f"Done: {traj.num_steps} steps in {traj.seconds:.2f} s — {run.describe()}"
+    if traj.finished:
+        caption = f"Done: {traj.num_steps} steps in {traj.seconds:.2f} s — {run.describe()}"
+    else:
+        caption = f"{stopped_caption(traj)} ({run.describe()})"
     yield traj, _frame_slider(traj, traj.num_frames - 1), frames_payload(traj), caption, coef_fig, snr_fig
 
 
-STOPPED = "Stopped: the steps recorded so far can be scrubbed and exported."
-
-
 def recorded_frames(traj):
-    """After Stop (the run is cancelled by now): every frame recorded so far for the page, and the caption."""
+    """Every frame recorded so far for the page, and the caption (API only: a stopped run sends them itself)."""
     if traj is None or traj.num_frames == 0:
-        return gr.skip(), STOPPED
-    return frames_payload(traj), STOPPED
+        return gr.skip(), stopped_caption(None)
+    return frames_payload(traj), stopped_caption(traj) if not traj.finished else "Done."
 
 
 def step_frame(traj, k, delta: int):
@@ -246,7 +259,7 @@ INTRO = ("Press **Sample**: the model starts from pure noise $x_T \\sim \\mathca
          "$x_{t_{prev}}$. Every step is recorded: step back and forth with the frame slider, ◀ ▶ or Play.")
 
 
-def _scrubbing(frame: gr.Slider) -> None:
+def _scrubbing() -> None:
     """◀ ▶ Play Pause: drawn in the page from the frames it holds (static/reverse.js), no request."""
     with gr.Row():
         for label, elem_id, js in (("◀", "reverse-prev", "() => window.ddpmReverse.step(-1)"),
@@ -255,10 +268,7 @@ def _scrubbing(frame: gr.Slider) -> None:
                                    ("Pause", "reverse-pause", "() => window.ddpmReverse.pause()")):
             button = gr.Button(label, size="sm", elem_id=elem_id)
             button.click(None, js=js, api_name=False, queue=False)
-    # typing a frame, keys, or the server moving the slider: draw the slider's frame (a drag is drawn from the
-    # range's own input event already; the same frame is not drawn twice)
-    frame.change(None, js="() => window.ddpmReverse.fromSlider()", api_name=False, queue=False,
-                 trigger_mode="always_last")
+    # dragging, keys and typing a frame are drawn by the page's own listeners (static/reverse.js, listen)
 
 
 def _server_check(state: gr.State, frame: gr.Slider) -> None:
@@ -299,10 +309,10 @@ def build_reverse_tab(demo: gr.Blocks, provider: ModelProvider, forward_controls
             caption = gr.Markdown("Press **Sample** to start.", elem_id="reverse-caption")
             viewer = gr.HTML(VIEWER_HTML, elem_id="reverse-viewer")
             frame = gr.Slider(0, 1, value=0, step=1, label="frame", elem_id="reverse-frame")
-            _scrubbing(frame)
+            _scrubbing()
             # the recorded frames, streamed to the page as they are recorded
             chunk = gr.Textbox(visible="hidden", elem_id="reverse-frames")
-            # the newest frame while sampling (a missed preview does no harm: the whole run follows at the end)
+            # while sampling: the newest frame and those recorded since (a missed chunk is repaired at the end)
             chunk.change(None, inputs=[chunk], js=APPEND_JS, api_name=False, queue=False)
             with gr.Row():
                 coef_plot = gr.Plot(label="ᾱ_t", elem_classes=[PLOT_CLASS], elem_id="reverse-coef-plot")
@@ -319,22 +329,29 @@ def build_reverse_tab(demo: gr.Blocks, provider: ModelProvider, forward_controls
     demo.load(lambda: (model_status(provider), *schedule_figures(default_schedule)),
               outputs=[status, coef_plot, snr_plot], api_name="reverse_model_status", show_progress="hidden")
 
-    # Sample counts its clicks into run_count, and each new count starts a run; the click also cancels the run in
-    # progress, so pressing Sample during a run starts afresh (a plain click listener would ignore the press)
-    def sample(run: RunSettings):
-        yield from sample_frames(provider, run)
+    # Sample counts its clicks into run_count, and each new count starts a run; pressing Sample during a run stops
+    # that run (a plain click listener would ignore the press), and the new one starts when it has ended
+    switch = stop_switch()
+
+    def sample(run: RunSettings, switch):
+        yield from sample_frames(provider, run, switch.start())
+
+    def restart(n, switch):
+        switch.restart()
+        return n + 1
 
     run_count = gr.State(0)
-    fn, inputs = bind(sample, controls)
+    fn, inputs = bind(sample, controls, switch)
     run = run_count.change(fn, inputs=inputs, outputs=[state, frame, chunk, caption, coef_plot, snr_plot],
                            api_name="reverse_sample", trigger_mode="multiple", **SAMPLING)
     run.then(None, inputs=[chunk], js=APPEND_JS, api_name=False, queue=False)  # every frame, once, at the end
-    sample_btn.click(lambda n: n + 1, inputs=run_count, outputs=run_count, cancels=[run], api_name="reverse_restart",
+    sample_btn.click(restart, inputs=[run_count, switch], outputs=run_count, api_name="reverse_restart",
                      show_progress="hidden")
-    # the caption is set again once the run is cancelled, so a last streamed update cannot overwrite it
-    stop_btn.click(lambda: STOPPED, outputs=caption, cancels=[run], api_name="reverse_stop",
-                   show_progress="hidden").then(
-        bind(recorded_frames, state)[0], inputs=state, outputs=[chunk, caption], api_name="reverse_recorded_frames",
-        show_progress="hidden").then(None, inputs=[chunk], js=APPEND_JS, api_name=False, queue=False)
+    # Stop ends the run after its current step; the run itself then sends what it recorded, with the caption
+    stop_btn.click(lambda switch: switch.stop(), inputs=switch, api_name="reverse_stop", queue=False,
+                   show_progress="hidden")
+    recorded = gr.Button(visible=False)  # API only: the page gets a stopped run's frames from the run itself
+    recorded.click(bind(recorded_frames, state)[0], inputs=state, outputs=[chunk, caption],
+                   api_name="reverse_recorded_frames", show_progress="hidden")
     return {"state": state, "frame": frame, "viewer": viewer, "caption": caption, "status": status,
             "controls": controls, "run": run}

@@ -6,6 +6,8 @@ frame mapping between runs of different lengths live in explorer.trajectory.
 
 from __future__ import annotations
 
+import threading
+
 import gradio as gr
 
 from .. import checks
@@ -16,7 +18,7 @@ from ..samplers import SAMPLERS
 from ..schedules import Schedule
 from .common import image_file
 from .controls import DEFAULTS, RunControls, ScheduleControls, bind
-from .sampling import GRID_SIDE, SAMPLING, digit_image, recorder, stream_latest
+from .sampling import GRID_SIDE, SAMPLING, digit_image, recorder, stop_switch, stream_latest
 
 COMPARE_WHAT = ("schedules", "samplers")
 
@@ -28,25 +30,48 @@ def side_b(a: RunSettings, what: str, b_schedule: Schedule, b_sampler, b_steps, 
     return a.replace(sampler=b_sampler, steps=b_steps, eta=b_eta)
 
 
-def compare_outputs(trajs, k, running=False, counts=None):
-    """(frame slider, A's x_t and x̂₀, B's x_t and x̂₀, A's caption, B's caption) at lock-step frame k (None: last)."""
-    n = max(t.num_frames for t in trajs) if counts is None else max(counts)
+def lock_step_frames(trajs) -> int:
+    """How many lock-step frames there are: those of the longer run, once both have finished."""
+    return max(t.num_steps for t in trajs) + 1
+
+
+def side_frame(k: int, trajs, i: int) -> int:
+    """Side i's frame at lock-step frame k: the same share of its whole run (finished or not)."""
+    return tr.compare_frame(k, lock_step_frames(trajs), trajs[i].num_steps + 1)
+
+
+def recorded_frames(trajs, counts) -> int:
+    """Lock-step frames 0 … n - 1 that both sides have recorded (``counts``: each side's frames so far)."""
+    n = lock_step_frames(trajs)
+    while n > 1 and any(side_frame(n - 1, trajs, i) >= c for i, c in enumerate(counts)):
+        n -= 1
+    return n
+
+
+def compare_outputs(trajs, k, state="", counts=None):
+    """(frame slider, A's x_t and x̂₀, B's x_t and x̂₀, A's caption, B's caption) at lock-step frame k (None: last).
+
+    ``counts`` (each side's frames recorded so far; default: all) limit the frames to those both sides have, so
+    both captions show the same moment of their runs; ``state`` is "running", "stopped" or "" (finished).
+    """
+    n = recorded_frames(trajs, [t.num_frames for t in trajs] if counts is None else counts)
     k = n - 1 if k is None else k
     images, captions = [], []
     for i, (side, traj) in enumerate(zip("AB", trajs)):
-        j = tr.compare_frame(k, n, traj.num_frames if counts is None else counts[i])
+        j = side_frame(k, trajs, i)
         x_t, _, x0_hat = traj.frame_grids(j, GRID_SIDE)
         images += [image_file(x_t, f"x_t_{side}"), image_file(x0_hat, f"x0_hat_{side}")]
         where = "result x₀" if traj.is_result(j) else f"step {j + 1} of {traj.num_steps}, t = {traj.frame_t(j)}"
-        state = " (running)" if running and not traj.finished else ""
-        captions.append(f"**{side}: {traj.settings.describe()}**  \n{where}{state}")
+        where = {"running": f"{where} (running)",
+                 "stopped": f"Stopped at {where} — scrub or export what was recorded"}.get(state, where)
+        captions.append(f"**{side}: {traj.settings.describe()}**  \n{where}")
     return (gr.update(maximum=max(n - 1, 1), value=k), *images, *captions)
 
 
 def _require(trajs):
     if not trajs or None in trajs:
         raise ValueError("Nothing to compare yet: press Compare first.")
-    return trajs, max(t.num_frames for t in trajs)
+    return trajs, recorded_frames(trajs, [t.num_frames for t in trajs])
 
 
 def compare_view(trajs, k):
@@ -61,14 +86,18 @@ def compare_step(trajs, k, delta):
     return compare_outputs(trajs, min(max(int(k or 0) + delta, 0), n - 1))
 
 
-def compare_runs(provider: ModelProvider, a: RunSettings, b: RunSettings):
-    """Two runs from the same seed and x_T, advanced in lock-step; streams (state, slider, images, captions)."""
+def compare_runs(provider: ModelProvider, a: RunSettings, b: RunSettings, stop: threading.Event | None = None):
+    """Two runs from the same seed and x_T, advanced in lock-step; streams (state, slider, images, captions).
+
+    Setting ``stop`` ends both runs after the current step, as a normal outcome: what they recorded stays.
+    """
     runs = [recorder(provider, a), recorder(provider, b)]
-    for trajs in stream_latest(tr.lock_step(runs)):
-        if all(t.finished for t in trajs):
-            yield (trajs, *compare_outputs(trajs, None))
-            return
-        yield (trajs, *compare_outputs(trajs, None, running=True, counts=[t.count for t in trajs]))
+    trajs = None
+    for trajs in stream_latest(tr.lock_step(runs), stop=stop):
+        if all(t.finished for t in trajs) or (stop is not None and stop.is_set()):
+            continue  # the worker ends after its current step; its last item follows
+        yield (trajs, *compare_outputs(trajs, None, "running", counts=[t.count for t in trajs]))
+    yield (trajs, *compare_outputs(trajs, None, "" if all(t.finished for t in trajs) else "stopped"))
 
 
 def build_reverse_compare(provider: ModelProvider, controls: RunControls) -> None:
@@ -102,13 +131,18 @@ def build_reverse_compare(provider: ModelProvider, controls: RunControls) -> Non
 
     outputs = [frame, a_xt, a_x0, b_xt, b_x0, a_caption, b_caption]
 
-    def compare(a: RunSettings, what, b_sched: Schedule, b_sampler, b_steps, b_eta):
-        """Two runs from the same seed and x_T under A's and B's settings, streamed in lock-step."""
-        yield from compare_runs(provider, a, side_b(a, what, b_sched, b_sampler, b_steps, b_eta))
+    switch = stop_switch()
 
-    fn, inputs = bind(compare, controls, what, b_schedule, b_sampler, b_steps, b_eta)
-    comparing = compare_btn.click(fn, inputs=inputs, outputs=[state, *outputs], api_name="reverse_compare", **SAMPLING)
-    stop_btn.click(None, cancels=[comparing], api_name="reverse_compare_stop")
+    def compare(a: RunSettings, what, b_sched: Schedule, b_sampler, b_steps, b_eta, switch):
+        """Two runs from the same seed and x_T under A's and B's settings, streamed in lock-step."""
+        stop = switch.start()
+        yield from compare_runs(provider, a, side_b(a, what, b_sched, b_sampler, b_steps, b_eta), stop)
+
+    fn, inputs = bind(compare, controls, what, b_schedule, b_sampler, b_steps, b_eta, switch)
+    compare_btn.click(fn, inputs=inputs, outputs=[state, *outputs], api_name="reverse_compare", **SAMPLING)
+    # Stop ends both runs after their current step; the runs then show where they stopped (no cancelled event)
+    stop_btn.click(lambda switch: switch.stop(), inputs=switch, api_name="reverse_compare_stop", queue=False,
+                   show_progress="hidden")
     fast = dict(show_progress="hidden", queue=False)
     frame.input(bind(compare_view, state, frame)[0], inputs=[state, frame], outputs=outputs[1:],
                 trigger_mode="always_last", api_name="reverse_compare_view", **fast)

@@ -47,14 +47,57 @@ def recorder(provider: ModelProvider, run: RunSettings, t_start: int | None = No
     return tr.record_run(eps_fn, run, x_start, generator, t_start=t_start)
 
 
-def stream_latest(work, interval: float = STREAM_INTERVAL_S):
+class StopSwitch:
+    """A session's Stop for its sampling runs, kept in a ``gr.State`` that the Stop click and the run share.
+
+    Stopping is a normal end of a run: the run looks at its flag after every step and ends with what it
+    recorded. (Gradio's ``cancels=`` would mark every output of the cancelled event with a red "Error".)
+    A Stop pressed while the session's run still waits for the sampling slot stops that run as it starts.
+    """
+
+    def __init__(self):
+        self.flag: threading.Event | None = None  # the running run's flag
+        self.waiting = False  # Sample was pressed; its run has not started yet
+        self.stop_waiting = False  # ... and Stop was pressed meanwhile
+
+    def start(self) -> threading.Event:
+        """A run begins: its own flag (set already if Stop was pressed while it waited)."""
+        flag = threading.Event()
+        if self.waiting and self.stop_waiting:
+            flag.set()
+        self.waiting = self.stop_waiting = False
+        self.flag = flag
+        return flag
+
+    def stop(self) -> None:
+        """The Stop button: the running run ends after its current step (or the waiting one as it starts)."""
+        if self.flag is not None:
+            self.flag.set()
+        if self.waiting:
+            self.stop_waiting = True
+
+    def restart(self) -> None:
+        """The Sample button during a run: that run stops, and the new one waits for the slot."""
+        if self.flag is not None:
+            self.flag.set()
+        self.waiting, self.stop_waiting = True, False
+
+
+def stop_switch() -> gr.State:
+    """The session's StopSwitch (a new one per session)."""
+    return gr.State(StopSwitch)
+
+
+def stream_latest(work, interval: float = STREAM_INTERVAL_S, stop: threading.Event | None = None):
     """Run the iterator ``work`` in a thread; yield its newest item at once, then every ``interval`` s, then its last.
 
-    Sampling goes on while Gradio sends a streamed frame (a plain generator would pause for it).
-    Closing this generator (Stop cancels the event) stops the worker after its current step.
+    Sampling goes on while Gradio sends a streamed frame (a plain generator would pause for it). Setting
+    ``stop`` ends the work after its current item, and the last item is yielded as usual; closing this
+    generator (an API client cancels the event) stops the worker too.
     """
     latest, failure = [], []
-    stop, done, first = threading.Event(), threading.Event(), threading.Event()
+    stop = threading.Event() if stop is None else stop
+    done, first = threading.Event(), threading.Event()
 
     def worker():
         try:
@@ -84,6 +127,13 @@ def stream_latest(work, interval: float = STREAM_INTERVAL_S):
             yield latest[0]
     finally:
         stop.set()
+
+
+def stopped_caption(traj) -> str:
+    """What a stopped run says: where it stopped, and that what it recorded stays usable."""
+    if traj is None or traj.count == 0:
+        return "Stopped before the first step: nothing was recorded."
+    return f"Stopped at step {traj.count} of {traj.num_steps} — scrub or export what was recorded."
 
 
 def format_value(v) -> str:

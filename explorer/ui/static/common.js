@@ -29,6 +29,23 @@ window.ddpmQSample = {
     for (let i = 0; i < xt.length; i++) xt[i] = f32(f32(a * x0[i]) + f32(b * eps[i]));
     return xt;
   },
+  // explorer.data.to_uint8: ((clamp(x, -1, 1) + 1) * 127.5).round(), torch.round being half to even
+  toByte(v) {
+    const f32 = Math.fround, c = v < -1 ? -1 : (v > 1 ? 1 : v), y = f32(f32(c + 1) * 127.5), r = Math.round(y);
+    return (r - y === 0.5 && r % 2 !== 0) ? r - 1 : r;
+  },
+  // Draw x_t (H, W, C float32, as p.w, p.h, p.c say) into a canvas of its native size.
+  paint(canvas, p, xt) {
+    if (canvas.width !== p.w || canvas.height !== p.h) { canvas.width = p.w; canvas.height = p.h; canvas.ddpmImage = null; }
+    const ctx = canvas.getContext('2d');
+    if (!canvas.ddpmImage) { canvas.ddpmImage = ctx.createImageData(p.w, p.h); canvas.ddpmImage.data.fill(255); }
+    const px = canvas.ddpmImage.data, c = p.c, n = p.w * p.h, toByte = this.toByte;
+    for (let j = 0; j < n; j++) {
+      if (c === 1) { const g = toByte(xt[j]); px[4*j] = g; px[4*j+1] = g; px[4*j+2] = g; }
+      else { px[4*j] = toByte(xt[3*j]); px[4*j+1] = toByte(xt[3*j+1]); px[4*j+2] = toByte(xt[3*j+2]); }
+    }
+    ctx.putImageData(canvas.ddpmImage, 0, 0);
+  },
 };
 
 // Call fn(value) from a range input's own input event, once per element: a drag is drawn without a trip

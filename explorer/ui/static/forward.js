@@ -1,24 +1,20 @@
 // Forward tab: draws x_t = sqrt(alpha_bar_t) * x_0 + sqrt(1 - alpha_bar_t) * eps in a canvas while "Timestep t"
 // moves, from the scene (x_0, eps, the schedule's arrays) the server sent once. It repeats torch's float32
 // operations exactly, so its pixels equal the server's render_forward (a browser test checks this).
-// Ids and classes are those of explorer/ui/forward.py (SLIDER_ID, CANVAS_ID, LIVE_PLOT_CLASS).
+// Ids and classes are those of explorer/ui/forward.py (SLIDER_ID, CANVAS_ID, LIVE_PLOT_CLASS, SKETCH_ID).
 (() => {
   const SLIDER = '#timestep-t input[type=range]';
   const CANVAS_ID = 'ddpm-fwd-canvas';
   const LIVE_PLOTS = '.ddpm-live-plot';
+  const SKETCH_ID = 'forward-sketch';
   const PLOT_INTERVAL_MS = 120; // markers and histogram follow the slider at most this often while dragging
 
-  const f32 = Math.fround;
-  // torch.round: half to even
-  const roundHalfEven = (v) => { const r = Math.round(v); return (r - v === 0.5 && r % 2 !== 0) ? r - 1 : r; };
-
   window.ddpmForward = {
-    scene: null, t: 0, plotFrame: 0, drawn: 0,
+    scene: null, t: 0, plotFrame: 0, drawn: 0, dragging: false,
     load(json, t) {
       if (!json) return;
       const p = window.ddpmQSample.load(JSON.parse(json));
       this.scene = p;
-      this.image = null;
       this.shownT = -1;
       this.listen();
       this.show(t);
@@ -26,27 +22,42 @@
     listen() {
       // (The Gradio .input event calls show() too; drawing the same t twice is skipped.)
       window.ddpmListenRange(SLIDER, (v) => this.show(v));
+      const range = document.querySelector(SLIDER);
+      if (range && !range.dataset.ddpmDrag) {
+        range.dataset.ddpmDrag = '1';
+        range.addEventListener('pointerdown', () => { this.dragging = true; });
+        window.addEventListener('pointerup', () => { this.dragging = false; });
+      }
     },
+    // Gradio's change event: t changed in any way (drag, keys, typing, ↺, the server). Draw it, and return the t
+    // for the math panel: t clamped to the scene's T, or the panel's t unchanged while a pointer drags.
+    changed(tRaw, mathT) {
+      this.show(tRaw);
+      return this.dragging ? mathT : this.timestep(tRaw);
+    },
+    released(tRaw) {
+      this.dragging = false;
+      return this.timestep(tRaw);
+    },
+    // The Draw tab opened: pick the sketchpad's brush (Gradio starts with no tool, and a drag would draw nothing).
+    selectBrush(tries = 60) {
+      const pad = document.getElementById(SKETCH_ID);
+      const brush = pad && pad.querySelector('button[aria-label="Brush"]');
+      if (!brush || brush.offsetParent === null) {  // not laid out yet: the tab is still opening
+        if (tries > 0) requestAnimationFrame(() => this.selectBrush(tries - 1));
+        return;
+      }
+      if (pad.querySelector('.empty')) brush.click();  // the "select the draw tool" hint: no tool yet
+    },
+    timestep(tRaw) { return this.scene ? window.ddpmQSample.timestep(this.scene, tRaw) : Math.round(Number(tRaw) || 0); },
     compute(t) { return window.ddpmQSample.at(this.scene, t); },
-    toByte(v) {  // explorer.data.to_uint8: ((clamp(x, -1, 1) + 1) * 127.5).round()
-      const c = v < -1 ? -1 : (v > 1 ? 1 : v);
-      return roundHalfEven(f32(f32(c + 1) * 127.5));
-    },
     show(tRaw) {
       const p = this.scene, t = p ? window.ddpmQSample.timestep(p, tRaw) : -1;
       if (!p || t === this.shownT) return;
       this.t = t;
       const canvas = document.getElementById(CANVAS_ID);
       if (!canvas) return;
-      if (canvas.width !== p.w || canvas.height !== p.h) { canvas.width = p.w; canvas.height = p.h; this.image = null; }
-      const ctx = canvas.getContext('2d');
-      if (!this.image) { this.image = ctx.createImageData(p.w, p.h); this.image.data.fill(255); }
-      const xt = this.compute(t), px = this.image.data, c = p.c, n = p.w * p.h;
-      for (let j = 0; j < n; j++) {
-        if (c === 1) { const g = this.toByte(xt[j]); px[4*j] = g; px[4*j+1] = g; px[4*j+2] = g; }
-        else { px[4*j] = this.toByte(xt[3*j]); px[4*j+1] = this.toByte(xt[3*j+1]); px[4*j+2] = this.toByte(xt[3*j+2]); }
-      }
-      ctx.putImageData(this.image, 0, 0);
+      window.ddpmQSample.paint(canvas, p, this.compute(t));
       canvas.dataset.t = String(t);
       this.shownT = t;
       this.drawn++;

@@ -1,10 +1,11 @@
-// Reverse tab: while sampling, the newest frame arrives and is shown; when the run ends (or is stopped) every
-// recorded frame (x_t, ε̂, x̂₀ as uint8 grids, the step's numbers and plot markers) arrives once
-// (explorer/ui/reverse.py, frames_payload), and the frame slider, ◀ ▶ and Play draw from them here: no
-// request per scrub. The grids are laid out as
+// Reverse tab: while sampling, the newest frame arrives with the frames recorded since the previous one; when the
+// run ends (or is stopped) every recorded frame (x_t, ε̂, x̂₀ as uint8 grids, the step's numbers and plot markers)
+// arrives once (explorer/ui/reverse.py, frames_payload). The page keeps them, and the frame slider, ◀ ▶ and Play
+// draw from them here, during the run too: no request per scrub. The grids are laid out as
 // explorer.render.tile(min_side=1) does, so the canvases hold the same pixels as the server's reverse_view.
 (() => {
   const SLIDER = '#reverse-frame input[type=range]';
+  const NUMBER = '#reverse-frame input[type=number]';
   const KEYS = ['x_t', 'eps', 'x0_hat'];
   const PLAY_FPS = 30;
   const PLAY_SECONDS = 8; // a long run plays through in about this long (frames are skipped to keep 30/s)
@@ -14,52 +15,89 @@
     await new Response(new Blob([window.ddpmB64.u8(s)]).stream().pipeThrough(new DecompressionStream('deflate'))).arrayBuffer());
 
   window.ddpmReverse = {
-    run: null, shown: -1, pending: null, playing: 0, drawn: 0, previewFrame: -1,
+    run: null, shown: -1, pending: null, playing: 0, drawn: 0, follow: true, wish: null, live: false, moving: false, queue: Promise.resolve(),
 
-    // A chunk of frames from the server: the newest frame while sampling (a preview, shown and not kept), or
-    // every frame of the run once it has finished or was stopped.
-    async append(json) {
-      if (!json) return;
-      const c = JSON.parse(json);
-      if (c.preview) return this.preview(c);
-      if (this.run && this.run.id === c.run && this.run.numbers.length >= c.end) return; // already here
-      const r = { id: c.run, batch: c.batch, h: c.h, w: c.w, cols: c.cols, gap: c.gap, finished: c.finished,
-                  numSteps: c.num_steps, frames: {}, numbers: c.numbers, markers: c.markers };
-      const size = c.batch * c.h * c.w;
-      for (const key of KEYS) {
-        const bytes = await inflate(c[key]);
-        r.frames[key] = [];
-        for (let i = 0; i * size < bytes.length; i++) r.frames[key].push(bytes.subarray(i * size, (i + 1) * size));
-      }
-      this.pause();
-      this.run = r;
-      this.shown = -1;
-      this.previewFrame = -1;
-      this.listen();
-      const range = document.querySelector(SLIDER);
-      if (range) range.max = String(Math.max(c.end - 1, 1));
-      this.goTo(c.end - 1);
-      const root = document.querySelector('#reverse-viewer .ddpm-rev-viewer');
-      if (root) root.dataset.frames = String(c.end); // how many frames the page holds (tests wait on it)
+    // A chunk of frames from the server (explorer/ui/reverse.py, frames_payload): while sampling, the newest
+    // frame (a preview) with the frames recorded since the previous one; when the run ends or is stopped, every
+    // frame. The page keeps them all, so the slider scrubs the frames recorded so far while the run goes on;
+    // the newest frame is shown only while the person follows it (has not scrubbed back).
+    append(json) {
+      this.queue = this.queue.then(() => this.receive(json)).catch((e) => console.error(e));
+      return this.queue;
     },
 
-    async preview(c) {
-      if (c.start <= this.previewFrame) return;
-      this.previewFrame = c.start;
-      const r = { id: c.run, batch: c.batch, h: c.h, w: c.w, cols: c.cols, gap: c.gap, frames: {},
-                  numbers: [], markers: [] };
-      for (const key of KEYS) r.frames[key] = [await inflate(c[key])];
-      if (this.previewFrame !== c.start) return; // a newer preview arrived meanwhile
-      this.pause();
-      this.run = null; // the previous run's frames are gone: this one is being sampled
+    async receive(json) {
+      if (!json) return;
+      const c = JSON.parse(json);
+      if (!this.run || this.run.id !== c.run) {
+        this.pause();
+        this.run = { id: c.run, batch: c.batch, h: c.h, w: c.w, cols: c.cols, gap: c.gap, numSteps: c.num_steps,
+                     frames: { x_t: [], eps: [], x0_hat: [] }, numbers: [], markers: [] };
+        this.shown = -1;
+        this.follow = this.wish === null;
+      }
+      const r = this.run;
+      r.finished = c.finished;
+      this.live = c.preview; // frames are still being recorded
+      if (c.earlier) await this.keep(r, c.earlier);
+      await this.keep(r, c);
+      const n = this.count();
+      const range = document.querySelector(SLIDER);
+      if (range) range.max = String(Math.max(n - 1, 1));
+      this.listen();
+      if (n < c.end) { // a chunk went missing: show the newest frame without keeping it (the run's end repairs)
+        if (this.follow) await this.previewOnly(r, c);
+      } else if (this.wish !== null) { // chosen before the page held that frame
+        this.goTo(this.wish);
+        if (this.wish <= n - 1 || !c.preview) this.wish = null;
+      } else if (this.follow || this.shown < 0) {
+        this.goTo(n - 1);
+      } else {
+        this.goTo(this.shown); // the person looks back: stay there (and put the slider back if it moved)
+      }
+      const root = document.querySelector('#reverse-viewer .ddpm-rev-viewer');
+      if (root) { root.dataset.frames = String(n); root.dataset.run = String(r.id); } // (tests wait on them)
+    },
+
+    // Keep frames part.start … part.end - 1 that follow the ones held (ε̂ and x̂₀ start at min(start, last step)).
+    async keep(r, part) {
+      const have = r.numbers.length;
+      if (part.start > have || part.end <= have) return;
+      const size = r.batch * r.h * r.w;
+      const bytes = {};
+      for (const key of KEYS) bytes[key] = await inflate(part[key]);
+      if (r.numbers.length !== have) return; // another chunk was kept meanwhile
+      const stepsStart = Math.min(part.start, Math.min(part.end, r.numSteps) - 1);
+      for (let k = have; k < part.end; k++) {
+        for (const key of KEYS) {
+          const i = key === 'x_t' ? k - part.start : Math.min(k, r.numSteps - 1) - stepsStart;
+          r.frames[key].push(bytes[key].subarray(i * size, (i + 1) * size));
+        }
+        r.numbers.push(part.numbers[k - part.start]);
+        r.markers.push(part.markers[k - part.start]);
+      }
+    },
+
+    async previewOnly(r, c) {
+      const frames = {};
+      for (const key of KEYS) frames[key] = [await inflate(c[key])];
+      this.paint({ ...r, frames }, 0, c.start, c.numbers[0], c.markers[0]);
       this.shown = -1;
-      this.paint(r, 0, c.start, c.numbers[0], c.markers[0]);
     },
 
     count() { return this.run ? this.run.numbers.length : 0; },
 
+    // The page's own listeners, once per element: dragging or keys on the range and typing in its number box draw
+    // at once (a value the server sets does not: each chunk decides what is shown); Pause acts when pressed, not
+    // when the click completes (frames would play on while the button is held).
     listen() {
       window.ddpmListenRange(SLIDER, (v) => this.show(v));
+      window.ddpmListenRange(NUMBER, (v) => this.show(v));
+      const pause = document.getElementById('reverse-pause');
+      if (pause && !pause.dataset.ddpmListening) {
+        pause.dataset.ddpmListening = '1';
+        pause.addEventListener('pointerdown', () => this.pause());
+      }
     },
 
     // Show frame k and move the slider there (as a person would: Gradio's slider follows the range's input event).
@@ -71,13 +109,15 @@
       const range = document.querySelector(SLIDER);
       if (range && Number(range.value) !== k) {
         range.value = String(k);
-        range.dispatchEvent(new Event('input', { bubbles: true }));
+        this.moving = true; // the range's own listener hears this move: it is not the person's choice
+        try { range.dispatchEvent(new Event('input', { bubbles: true })); } finally { this.moving = false; }
       }
     },
 
     step(delta) {
       this.pause();
       this.goTo(this.shown + delta);
+      this.follow = this.shown >= this.count() - 1;
     },
 
     grid(r, bytes, canvas) {
@@ -99,17 +139,20 @@
       ctx.putImageData(canvas.ddpmImage, 0, 0);
     },
 
-    // Gradio's slider events: draw what the slider holds now (an event may run late, after later moves).
-    fromSlider() {
-      const range = document.querySelector(SLIDER);
-      if (range) this.show(range.value);
-    },
-
-    // The person chose frame k (slider, its number box, keys): draw it.
+    // The person chose frame k (slider, its number box, keys): draw it. Moving on to the newest frame follows the
+    // run again; any other choice (the frame shown included) stays where it is as frames arrive.
     show(kRaw) {
       const n = this.count();
+      if (this.moving) return;
+      const want = Math.max(0, Math.round(Number(kRaw) || 0));
+      if (want > n - 1 && (this.live || !n)) { // not here yet: shown when it arrives
+        this.wish = want;
+        this.follow = false;
+      }
       if (!n) return;
-      this.draw(Math.max(0, Math.min(n - 1, Math.round(Number(kRaw) || 0))));
+      const k = Math.min(n - 1, want);
+      if (this.wish === null) this.follow = k >= n - 1 && k > this.shown;
+      this.draw(k);
     },
 
     draw(k) {
@@ -146,7 +189,8 @@
         if (now - last >= 1000 / PLAY_FPS - 1) {
           last = now;
           this.goTo(this.shown + stride);
-          if (this.shown >= this.count() - 1) { this.playing = 0; return; }
+          this.follow = this.shown >= this.count() - 1;
+          if (this.follow) { this.playing = 0; return; }
         }
         this.playing = requestAnimationFrame(tick);
       };

@@ -1,0 +1,145 @@
+"""Stop is a normal outcome, and the frames of a run can be looked at while it runs (issue 14, items 1 and 12).
+
+The Reverse tab on a tiny random UNet in headless Chromium: Stop mid-run (DDPM, DDIM, Compare) says where it
+stopped and shows no "Error" anywhere; Pause stops on the press; scrubbing back during a run stays there.
+"""
+
+import re
+
+import gradio as gr
+import pytest
+import torch
+from playwright.sync_api import expect
+
+from browser import app_page
+from explorer.model import ModelProvider, UNet, UNetConfig
+from explorer.ui import build_reverse
+from served_app import launch
+
+pytestmark = pytest.mark.browser
+
+FRAME = "#reverse-frame input[type=range]"
+VIEWER = "#reverse-viewer .ddpm-rev-viewer"
+CAPTION = "#reverse-caption"
+# any element on screen that reads just "Error" (Gradio's badge on the outputs of a failed or cancelled event)
+ERROR_BADGES_JS = """() => Array.from(document.querySelectorAll('body *')).filter((e) =>
+  e.childElementCount === 0 && e.textContent.trim() === 'Error' && e.offsetParent !== null).length"""
+
+
+@pytest.fixture(scope="module")
+def page():
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    model = UNet(UNetConfig(patch=2, channels=(16, 32), blocks=(1, 1))).eval()
+    with gr.Blocks() as demo:
+        build_reverse(demo, provider=ModelProvider(lambda: (model, {"parameters": 1, "weights": "random"})))
+    launch(demo)
+    try:
+        with app_page(demo.local_url) as page:
+            expect(page.locator("#reverse-model-status")).to_contain_text("Model:", timeout=60_000)
+            set_number(page, "samples", 16)  # slow enough to press Stop mid-run
+            yield page
+    finally:
+        demo.close()
+
+
+def set_number(page, label, value):
+    box = page.get_by_label(f"number input for {label}", exact=True)
+    box.fill(str(value))
+    box.press("Enter")
+    box.blur()
+
+
+def choose_sampler(page, sampler, steps=None):
+    page.locator("#reverse-sampler").get_by_text(sampler, exact=True).click()
+    if steps is not None:
+        set_number(page, "DDIM steps (DDPM takes all T)", steps)
+
+
+def held_frames(page) -> int:
+    return int(page.evaluate(f"() => +(document.querySelector('{VIEWER}').dataset.frames || 0)"))
+
+
+def wait_held(page, at_least, timeout=60_000):
+    page.wait_for_function(f"() => +(document.querySelector('{VIEWER}').dataset.frames || 0) >= {at_least}",
+                           timeout=timeout)
+
+
+def start_sampling(page):
+    """Press Sample and wait until the page holds frames of the new run."""
+    old = page.locator(VIEWER).get_attribute("data-run")
+    page.locator("#reverse-sample").click()
+    expect(page.locator(CAPTION)).to_contain_text("Sampling… step", timeout=60_000)
+    page.wait_for_function(f"(old) => document.querySelector('{VIEWER}').dataset.run !== old", arg=old,
+                           timeout=60_000)
+
+
+@pytest.mark.parametrize("sampler, steps", [("ddpm", None), ("ddim", 1000)])
+def test_stop_mid_run_says_where_it_stopped_and_shows_no_error(page, sampler, steps):
+    choose_sampler(page, sampler, steps)
+    start_sampling(page)
+    page.locator("#reverse-stop").click()
+    expect(page.locator(CAPTION)).to_contain_text(
+        re.compile(r"Stopped at step \d+ of 1000 — scrub or export what was recorded"), timeout=30_000)
+    k = int(re.search(r"Stopped at step (\d+)", page.locator(CAPTION).inner_text()).group(1))
+    wait_held(page, k)  # every recorded frame is in the page, to scrub
+    page.wait_for_timeout(300)  # any late status update would show by now
+    assert page.evaluate(ERROR_BADGES_JS) == 0
+
+
+def test_stop_of_a_compare_leaves_both_sides_at_the_same_step_and_no_error(page):
+    choose_sampler(page, "ddpm")
+    page.get_by_text("Compare: same seed and x_T").click()
+    page.locator("#reverse-compare").click()
+    a, b = page.locator("#compare-a-caption"), page.locator("#compare-b-caption")
+    expect(a).to_contain_text("(running)", timeout=60_000)
+    expect(b).to_contain_text("(running)")
+    # while running, both sides show the same lock-step moment (both runs have 1000 steps)
+    running = page.evaluate("() => ['a', 'b'].map((s) => document.querySelector(`#compare-${s}-caption`).innerText)")
+    steps = [re.search(r"step (\d+) of 1000", text).group(1) for text in running if "(running)" in text]
+    assert len(set(steps)) <= 1, running
+    page.locator("#reverse-compare-stop").click()
+    expect(a).to_contain_text("Stopped at step", timeout=30_000)
+    expect(b).to_contain_text("Stopped at step")
+    step_a = re.search(r"Stopped at step (\d+) of 1000", a.inner_text()).group(1)
+    step_b = re.search(r"Stopped at step (\d+) of 1000", b.inner_text()).group(1)
+    assert step_a == step_b
+    page.wait_for_timeout(300)
+    assert page.evaluate(ERROR_BADGES_JS) == 0
+    page.get_by_text("Compare: same seed and x_T").click()  # closed again for the next tests
+
+
+def test_scrubbing_back_during_a_run_stays_on_the_chosen_frame(page):
+    choose_sampler(page, "ddpm")
+    start_sampling(page)
+    wait_held(page, 3)
+    page.locator(FRAME).fill("1")
+    expect(page.locator(VIEWER)).to_have_attribute("data-frame", "1")
+    held = held_frames(page)
+    wait_held(page, held + 2)  # more frames arrived meanwhile
+    assert page.locator(VIEWER).get_attribute("data-frame") == "1"
+    expect(page.locator(f"{VIEWER} .ddpm-rev-numbers")).to_contain_text("Step 2 of 1000")
+    page.locator("#reverse-stop").click()
+    expect(page.locator(CAPTION)).to_contain_text("Stopped at step", timeout=30_000)
+    page.wait_for_timeout(300)
+    assert page.locator(VIEWER).get_attribute("data-frame") == "1"  # the end of the run does not move it either
+
+
+def test_pause_stops_on_the_press_with_no_frame_after(page):
+    if held_frames(page) < 20:  # plays the run an earlier test recorded, if there is one
+        choose_sampler(page, "ddim", 50)
+        page.locator("#reverse-sample").click()
+        expect(page.locator(CAPTION)).to_contain_text("Done: 50 steps", timeout=60_000)
+        wait_held(page, 51)
+    page.locator(FRAME).fill("0")
+    page.locator("#reverse-play").click()
+    page.wait_for_function(f"() => +document.querySelector('{FRAME}').value > 3", timeout=30_000)
+    box = page.locator("#reverse-pause").bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    pressed = page.locator(VIEWER).get_attribute("data-frame")
+    page.wait_for_timeout(150)  # a person's click takes about this long
+    page.mouse.up()
+    page.wait_for_timeout(300)
+    assert page.locator(VIEWER).get_attribute("data-frame") == pressed
+    assert page.locator(FRAME).input_value() == pressed
