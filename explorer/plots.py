@@ -147,3 +147,39 @@ def overlay_figure(schedules: Sequence[tuple[str, Schedule]], key: str, fraction
     _layout(fig, title, xaxis_title="t / T")
     fig.update_layout(yaxis_title=NUMBER_LABELS[key])
     return fig
+
+
+def guidance_evaluation_figure(evaluation: dict) -> go.Figure:
+    """Accuracy (classifier agreement) and diversity (spread ratio) against w, from the model's evaluation."""
+    fig = go.Figure()
+    for config, rows in evaluation.items():
+        ws = [r[0] for r in rows]
+        fig.add_scatter(x=ws, y=[r[1] for r in rows], mode="lines+markers", name=f"accuracy · {config}")
+        fig.add_scatter(x=ws, y=[r[2] for r in rows], mode="lines+markers", name=f"diversity · {config}",
+                        line={"dash": "dot"})
+    fig.update_layout(height=300, margin=dict(l=40, r=10, t=30, b=40), xaxis_title="guidance w",
+                      yaxis_title="agreement / spread ratio", title="model evaluation (explorer.evaluate)")
+    return fig
+
+
+def trajectory_map_figure(cloud: np.ndarray, cloud_labels: np.ndarray, paths: dict[str, np.ndarray], digits,
+                          run_path: np.ndarray | None) -> go.Figure:
+    """The data's cloud, the DDPM and DDIM paths of each digit, and the Step microscope's recorded run, in PCA
+    coordinates (the Step microscope's trajectory map)."""
+    fig = go.Figure()
+    fig.add_scatter(x=cloud[:, 0], y=cloud[:, 1], mode="markers", name="held-out digits",
+                    marker=dict(size=5, color=cloud_labels, colorscale="Turbo", opacity=0.35),
+                    text=[f"digit {d}" for d in cloud_labels], hoverinfo="text")
+    for sampler, dash in (("ddpm", "solid"), ("ddim", "dot")):
+        for b, digit in enumerate(digits):
+            path = paths[sampler][b]
+            fig.add_scatter(x=path[:, 0], y=path[:, 1], mode="lines", line=dict(dash=dash, width=1.5),
+                            name=f"{sampler.upper()} · digit {digit}", legendgroup=sampler)
+            fig.add_scatter(x=path[-1:, 0], y=path[-1:, 1], mode="markers", marker=dict(symbol="star", size=11),
+                            showlegend=False, hoverinfo="skip")
+    if run_path is not None:
+        fig.add_scatter(x=run_path[:, 0], y=run_path[:, 1], mode="lines+markers", name="this tab's run",
+                        line=dict(color="black", width=3), marker=dict(size=4))
+    fig.update_layout(height=520, margin=dict(l=40, r=10, t=30, b=40), xaxis_title="PC 1", yaxis_title="PC 2",
+                      title="x_t paths from x_T (start) to x_0 (star) in the digits' first two principal components")
+    return fig

@@ -8,7 +8,7 @@ import re
 
 import numpy as np
 import pytest
-from gradio_client import Client, handle_file
+from gradio_client import handle_file
 from PIL import Image
 from playwright.sync_api import expect
 

@@ -6,6 +6,7 @@ ModelProvider; one app for the module, a fresh client session per test.
 
 import base64
 import json
+import threading
 import zlib
 
 import gradio as gr
@@ -17,8 +18,8 @@ from gradio_client import Client
 from explorer.model import ModelProvider, UNet, UNetConfig
 from explorer.runs import RunSettings
 from explorer.schedules import make_schedule
-from explorer.steplab import GUIDANCE_ROW, StepLabSettings, record_step_lab
-from explorer.ui.step_lab import build_step_lab_tab, recorded_frames
+from explorer.steplab import GUIDANCE_ROW, StepLabSettings
+from explorer.ui.step_lab import build_step_lab_tab, run_frames
 from served_app import error_message, launch, raw_call
 
 LINEAR = ["linear", 100, 1e-4, 0.02, 0.008, False]
@@ -178,15 +179,20 @@ def test_nan_sent_straight_to_the_api_gets_a_message(app):
     assert "η" in error_message(raw_call(app, "step_lab_run", body))
 
 
-def test_a_stopped_run_keeps_the_steps_recorded_so_far(model):
-    lab = StepLabSettings(RunSettings(make_schedule("linear", 100), sampler="ddim", steps=8, digit="3"))
-    recorder = record_step_lab(model, lab)
-    for _ in range(3):
-        rec = next(recorder)
-    chunk, caption, slider = recorded_frames(rec)
+def test_a_stopped_run_ends_normally_with_the_steps_recorded_so_far(model):
+    lab = StepLabSettings(RunSettings(make_schedule("linear", 100), sampler="ddpm", digit="3"))
+    stop = threading.Event()
+    updates = []
+    for update in run_frames(ModelProvider(lambda: (model, CARD)), lab, stop):
+        updates.append(update)
+        if update[0] is not None and update[0].count >= 3:
+            stop.set()  # the Stop button
+    rec, caption, chunk, slider, _ = updates[-1]
     p = frames_payload(chunk)
-    assert p["count"] == 3 and slider["maximum"] == 2 and caption.startswith("Stopped")
-    assert "stopped after 3 of 8 steps" in p["numbers"][0]
+    assert 3 <= rec.count < 100 and not rec.finished
+    assert caption == f"Stopped at step {rec.count} of 100 — scrub or export what was recorded."
+    assert p["count"] == rec.count and slider["maximum"] == rec.count - 1
+    assert f"stopped after {rec.count} of 100 steps" in p["numbers"][0]
 
 
 def test_the_guidance_row_samples_every_w_and_plots_the_evaluation(client):

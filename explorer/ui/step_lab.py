@@ -15,15 +15,15 @@ from __future__ import annotations
 import base64
 import html
 import json
+import threading
 import time
 import zlib
 
 import gradio as gr
 import numpy as np
-import plotly.graph_objects as go
 import torch
 
-from .. import checks, readouts, render
+from .. import checks, plots, readouts, render
 from ..data import to_uint8
 from ..model import ModelProvider
 from ..runs import DIGIT_LABELS, MAX_GUIDANCE, MAX_RECORDED_STEPS, RunSettings
@@ -33,7 +33,7 @@ from ..steplab import (DEFAULTS, GUIDANCE_ROW, MAP_DIGITS, STARTS, StepLabRun, S
                        guidance_row, record_step_lab, trajectory_map)
 from .common import LATEX, image_file
 from .controls import ScheduleControls, bind
-from .sampling import SAMPLING, model_status, stream_latest
+from .sampling import SAMPLING, model_status, stop_switch, stopped_caption, stream_latest
 
 ROOT_ID = "steplab-view"  # static/step_lab.js looks these up
 SLIDER_ID = "steplab-frame"
@@ -249,28 +249,25 @@ def step_math(rec, k) -> str:
 # ---------------------------------------------------------------- runs
 
 
-STOPPED = "Stopped: the steps recorded so far can be scrubbed."
+def run_frames(provider: ModelProvider, lab: StepLabSettings, stop: threading.Event | None = None):
+    """Stream a run: yields (state, caption, frames for the page, slider, math panel); the frames once, at the end.
 
-
-def run_frames(provider: ModelProvider, lab: StepLabSettings):
-    """Stream a run: yields (state, caption, frames for the page, slider, math panel); the frames once, at the end."""
+    Setting ``stop`` (the Stop button) ends the run normally after its current step, with what it recorded."""
     model, _ = provider.get()
     started = time.perf_counter()
-    for rec in stream_latest(record_step_lab(model, lab)):
+    rec = None
+    for rec in stream_latest(record_step_lab(model, lab), stop=stop):
         if rec.finished:
             break
         yield (rec, f"Recording… step {rec.count} of {rec.num_steps} ({time.perf_counter() - started:.1f} s)",
                gr.skip(), gr.skip(), gr.skip())
-    rec.seconds = time.perf_counter() - started
-    caption = f"Done: {rec.count} steps in {rec.seconds:.2f} s — {lab.effective_run().describe()}"
-    yield rec, caption, payload(rec), gr.update(maximum=max(rec.count - 1, 1), value=0), math_panel(rec, 0)
-
-
-def recorded_frames(rec):
-    """After Stop: every step recorded so far for the page."""
     if rec is None or rec.count == 0:
-        return gr.skip(), STOPPED, gr.skip()
-    return payload(rec), STOPPED, gr.update(maximum=max(rec.count - 1, 1), value=0)
+        yield rec, stopped_caption(None), gr.skip(), gr.skip(), gr.skip()
+        return
+    rec.seconds = time.perf_counter() - started
+    caption = (f"Done: {rec.count} steps in {rec.seconds:.2f} s — {lab.effective_run().describe()}" if rec.finished
+               else stopped_caption(rec))
+    yield rec, caption, payload(rec), gr.update(maximum=max(rec.count - 1, 1), value=0), math_panel(rec, 0)
 
 
 def guidance_lab(provider: ModelProvider, lab: StepLabSettings):
@@ -283,41 +280,7 @@ def guidance_lab(provider: ModelProvider, lab: StepLabSettings):
                          min_side=84)
     caption = (f"One batched run of {len(GUIDANCE_ROW)} rows in {seconds:.2f} s (fp32): same seed and digit, "
                f"w = {', '.join(f'{w:g}' for w in GUIDANCE_ROW)}.")
-    return image_file(strip, "guidance_row"), guidance_figure(guidance_evaluation(card)), caption
-
-
-def guidance_figure(evaluation: dict) -> go.Figure:
-    """Accuracy (classifier agreement) and diversity (spread ratio) against w, from the model's evaluation."""
-    fig = go.Figure()
-    for config, rows in evaluation.items():
-        ws = [r[0] for r in rows]
-        fig.add_scatter(x=ws, y=[r[1] for r in rows], mode="lines+markers", name=f"accuracy · {config}")
-        fig.add_scatter(x=ws, y=[r[2] for r in rows], mode="lines+markers", name=f"diversity · {config}",
-                        line={"dash": "dot"})
-    fig.update_layout(height=300, margin=dict(l=40, r=10, t=30, b=40), xaxis_title="guidance w",
-                      yaxis_title="agreement / spread ratio", title="model evaluation (explorer.evaluate)")
-    return fig
-
-
-def map_figure(basis, paths: dict[str, np.ndarray], run_path: np.ndarray | None) -> go.Figure:
-    """The data's cloud, the DDPM and DDIM paths of each digit, and this tab's recorded run, in PCA coordinates."""
-    fig = go.Figure()
-    fig.add_scatter(x=basis.cloud[:, 0], y=basis.cloud[:, 1], mode="markers", name="held-out digits",
-                    marker=dict(size=5, color=basis.cloud_labels, colorscale="Turbo", opacity=0.35),
-                    text=[f"digit {d}" for d in basis.cloud_labels], hoverinfo="text")
-    for sampler, dash in (("ddpm", "solid"), ("ddim", "dot")):
-        for b, digit in enumerate(MAP_DIGITS):
-            path = paths[sampler][b]
-            fig.add_scatter(x=path[:, 0], y=path[:, 1], mode="lines", line=dict(dash=dash, width=1.5),
-                            name=f"{sampler.upper()} · digit {digit}", legendgroup=sampler)
-            fig.add_scatter(x=path[-1:, 0], y=path[-1:, 1], mode="markers", marker=dict(symbol="star", size=11),
-                            showlegend=False, hoverinfo="skip")
-    if run_path is not None:
-        fig.add_scatter(x=run_path[:, 0], y=run_path[:, 1], mode="lines+markers", name="this tab's run",
-                        line=dict(color="black", width=3), marker=dict(size=4))
-    fig.update_layout(height=520, margin=dict(l=40, r=10, t=30, b=40), xaxis_title="PC 1", yaxis_title="PC 2",
-                      title="x_t paths from x_T (start) to x_0 (star) in the digits' first two principal components")
-    return fig
+    return image_file(strip, "guidance_row"), plots.guidance_evaluation_figure(guidance_evaluation(card)), caption
 
 
 def trajectory_lab(provider: ModelProvider, lab: StepLabSettings, rec):
@@ -330,7 +293,7 @@ def trajectory_lab(provider: ModelProvider, lab: StepLabSettings, rec):
     caption = (f"{len(MAP_DIGITS)} digits ({', '.join(map(str, MAP_DIGITS))}) from seed {lab.run.seed}: DDPM over "
                f"all {lab.run.schedule.T} steps and DDIM over {lab.run.steps}, the same x_T, in "
                f"{time.perf_counter() - started:.1f} s. PCA: {basis.card.get('fitted_on', '')}.")
-    return map_figure(basis, paths, run_path), caption
+    return plots.trajectory_map_figure(basis.cloud, basis.cloud_labels, paths, MAP_DIGITS, run_path), caption
 
 
 # ---------------------------------------------------------------- layout and events
@@ -428,6 +391,23 @@ def build_step_lab_tab(demo: gr.Blocks, provider: ModelProvider) -> dict:
         fn, inputs = bind(draw_map, controls, state)
         map_btn.click(fn, inputs=inputs, outputs=[map_plot, map_caption], api_name="step_lab_trajectory_map",
                       **SAMPLING)
+    server_check(state, frame)
+    switch = stop_switch()
+
+    def record(lab: StepLabSettings, switch):
+        yield from run_frames(provider, lab, switch.start())
+
+    fn, inputs = bind(record, controls, switch)
+    run = run_btn.click(fn, inputs=inputs, outputs=[state, caption, frames_box, frame, math],
+                        api_name="step_lab_run", **SAMPLING)
+    run.then(None, inputs=[frames_box], js=LOAD_JS, api_name=False, queue=False)
+    stop_btn.click(lambda switch: switch.stop(), inputs=switch, api_name="step_lab_stop", queue=False,
+                   show_progress="hidden")
+    return {"state": state, "frame": frame, "controls": controls, "run": run}
+
+
+def server_check(state: gr.State, frame: gr.Slider) -> None:
+    """What the page draws, computed on the server: the step_lab_view / step_lab_pixel APIs."""
     with gr.Accordion("This frame computed on the server (what the step_lab_view / step_lab_pixel APIs return)",
                       open=False):
         with gr.Row():
@@ -441,17 +421,3 @@ def build_step_lab_tab(demo: gr.Blocks, provider: ModelProvider) -> dict:
         pixel_btn = gr.Button(visible=False)  # API only
         pixel_btn.click(bind(pixel_view, state, frame, row, col)[0], inputs=[state, frame, row, col],
                         outputs=server_pixel, api_name="step_lab_pixel", show_progress="hidden", queue=False)
-
-    def record(lab: StepLabSettings):
-        yield from run_frames(provider, lab)
-
-    fn, inputs = bind(record, controls)
-    run = run_btn.click(fn, inputs=inputs, outputs=[state, caption, frames_box, frame, math],
-                        api_name="step_lab_run", **SAMPLING)
-    run.then(None, inputs=[frames_box], js=LOAD_JS, api_name=False, queue=False)
-    stop_btn.click(lambda: STOPPED, outputs=caption, cancels=[run], api_name="step_lab_stop",
-                   show_progress="hidden").then(
-        bind(recorded_frames, state)[0], inputs=state, outputs=[frames_box, caption, frame],
-        api_name="step_lab_recorded_frames", show_progress="hidden").then(
-        None, inputs=[frames_box], js=LOAD_JS, api_name=False, queue=False)
-    return {"state": state, "frame": frame, "controls": controls, "run": run}
