@@ -30,12 +30,26 @@ def xt_at(x0: torch.Tensor, s: Schedule, seed, t) -> torch.Tensor:
     return q_sample(x0, t, data.fixed_noise(seed, tuple(x0.shape)), s)
 
 
-def chain_strip(x0: torch.Tensor, s: Schedule, seed, frames) -> Image.Image:
-    """K evenly spaced frames x_t, t = 0 … T, all from the same ε."""
+def chain_timesteps(s: Schedule, frames) -> np.ndarray:
+    """The K evenly spaced timesteps of the chain strip, 0 … T."""
     k = checks.whole_number("The number of chain frames", frames, 2, MAX_FRAMES)
-    ts = np.unique(np.rint(np.linspace(0, s.T, k)).astype(int))
-    xs = [xt_at(x0, s, seed, int(t)) for t in ts]
-    return render.strip(xs, labels=[f"t={t}" for t in ts], min_side=84 if x0.shape[-1] < 84 else 1)
+    return np.unique(np.rint(np.linspace(0, s.T, k)).astype(int))
+
+
+def nearest_frame(ts: np.ndarray, t) -> int | None:
+    """The index of the chain frame nearest to timestep t (None when t is None)."""
+    return None if t is None else int(np.argmin(np.abs(ts - int(t))))
+
+
+def chain_strip(x0: torch.Tensor, s: Schedule, seed, frames, t=None) -> Image.Image:
+    """K evenly spaced frames x_t, t = 0 … T, all from the same ε; the frame nearest ``t`` is framed.
+
+    Gaps and label bands are transparent, so the strip sits on the page's light or dark background.
+    """
+    ts = chain_timesteps(s, frames)
+    xs = [xt_at(x0, s, seed, int(t_k)) for t_k in ts]
+    return render.strip(xs, labels=[f"t = {t_k}" for t_k in ts], min_side=84 if x0.shape[-1] < 84 else 1,
+                        highlight=nearest_frame(ts, t), background=render.TRANSPARENT)
 
 
 @user_errors

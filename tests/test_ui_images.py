@@ -1,0 +1,23 @@
+"""explorer.ui.images: the forward chain strip (issue 14, item 8)."""
+
+import numpy as np
+
+from explorer import render
+from explorer.schedules import make_schedule
+from explorer.ui.images import chain_strip, chain_timesteps, nearest_frame
+import torch
+
+LINEAR = make_schedule("linear", 1000)
+
+
+def test_nearest_frame_is_the_chain_frame_closest_to_t():
+    ts = chain_timesteps(LINEAR, 8)  # 0, 143, 286, …
+    assert nearest_frame(ts, 250) == 2 and nearest_frame(ts, 0) == 0 and nearest_frame(ts, 1000) == 7
+    assert nearest_frame(ts, None) is None
+
+
+def test_chain_strip_frames_the_frame_nearest_t_on_a_transparent_background():
+    im = chain_strip(torch.zeros(1, 1, 28, 28), LINEAR, 0, 4, t=1000)  # frames t = 0, 333, 667, 1000
+    arr = np.asarray(im)
+    assert im.mode == "RGBA" and tuple(arr[0, 3 * (84 + 2) + 40, :3]) == render.HIGHLIGHT
+    assert arr[-1, 0, 3] == 0  # the label band shows the page through
