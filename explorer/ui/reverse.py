@@ -287,14 +287,15 @@ def build_reverse_tab(demo: gr.Blocks, provider: ModelProvider, forward_controls
     state = gr.State(None)  # this session's Trajectory
     with gr.Row():
         with gr.Column(scale=1, min_width=320):
+            # first in the column, so Sample and Stop are in view on arrival (they were below the fold)
+            with gr.Row():
+                sample_btn = gr.Button("Sample", variant="primary", elem_id="reverse-sample")
+                stop_btn = gr.Button("Stop", variant="stop", elem_id="reverse-stop")
             controls = RunControls("reverse")
             if forward_controls is not None:
                 copy = gr.Button("Use the Forward tab's schedule", size="sm")
                 copy.click(lambda *v: v, inputs=forward_controls.inputs, outputs=controls.schedule.inputs,
                            api_name="reverse_copy_forward_schedule", show_progress="hidden")
-            with gr.Row():
-                sample_btn = gr.Button("Sample", variant="primary", elem_id="reverse-sample")
-                stop_btn = gr.Button("Stop", variant="stop", elem_id="reverse-stop")
         with gr.Column(scale=2):
             caption = gr.Markdown("Press **Sample** to start.", elem_id="reverse-caption")
             viewer = gr.HTML(VIEWER_HTML, elem_id="reverse-viewer")
