@@ -21,3 +21,13 @@ def test_chain_strip_frames_the_frame_nearest_t_on_a_transparent_background():
     arr = np.asarray(im)
     assert im.mode == "RGBA" and tuple(arr[0, 3 * (84 + 2) + 40, :3]) == render.HIGHLIGHT
     assert arr[-1, 0, 3] == 0  # the label band shows the page through
+
+
+def test_upload_note_says_a_large_upload_is_resized_with_both_sizes(tmp_path, monkeypatch):
+    from PIL import Image
+    from explorer.ui import images
+    monkeypatch.setattr(images, "served_image_path", str)
+    Image.new("RGB", (512, 384), "white").save(tmp_path / "big.png")
+    Image.new("L", (28, 28)).save(tmp_path / "small.png")
+    assert "512×384" in images.upload_note(tmp_path / "big.png") and "256×192" in images.upload_note(tmp_path / "big.png")
+    assert "full size" in images.upload_note(tmp_path / "small.png")

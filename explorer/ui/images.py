@@ -60,6 +60,21 @@ def load_upload(file_path):
     return image_file(data.load_image(Path(served_image_path(file_path))), "x0")
 
 
+def upload_note(file_path) -> str:
+    """What happened to an upload's size: 'Uploaded 512×384 px; resized to 256×192 px …' (empty if unreadable)."""
+    try:
+        path = Path(served_image_path(file_path))
+        with Image.open(path) as original:
+            w, h = original.size
+        used = data.load_image(path).size
+    except (ValueError, OSError, TypeError):  # load_upload reports what is wrong with the file
+        return ""
+    if used == (w, h):
+        return f"Uploaded {w}×{h} px, used at full size, scaled to [−1, 1]."
+    return (f"Uploaded {w}×{h} px; resized to {used[0]}×{used[1]} px (longest side at most {data.MAX_SIDE} px) "
+            "before noising, and scaled to [−1, 1].")
+
+
 @user_errors
 def load_sketch(sketch):
     """The sketchpad drawing -> an MNIST-style 28×28 digit."""
