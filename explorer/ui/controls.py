@@ -137,7 +137,7 @@ class RunControls:
         with gr.Row():
             self.sampler = gr.Radio(list(SAMPLERS), value=d.sampler, label="sampler", elem_id=f"{api_prefix}-sampler")
             self.spacing = gr.Dropdown(list(SPACINGS), value=DEFAULT_SPACING, label="DDIM timestep spacing",
-                                       info="how DDIM picks its steps from 1 … T: see the plan above",
+                                       info="see the plan above",
                                        elem_id=f"{api_prefix}-spacing")
         self.steps = gr.Slider(1, MAX_RECORDED_STEPS, value=d.steps, step=1, label="DDIM steps (DDPM takes all T)",
                                elem_id=f"{api_prefix}-steps")
