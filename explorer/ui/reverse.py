@@ -188,14 +188,17 @@ def sample_frames(provider: ModelProvider, run: RunSettings):
     While sampling, the page gets the newest frame to show; at the end, every frame once.
     """
     started = time.perf_counter()
+    # the run's own schedule is plotted from its first frame on, so the markers that follow the steps sit on its
+    # curves (the plots held the page's first schedule until the run ended)
+    figures = schedule_figures(run.schedule)
     for traj in stream_latest(recorder(provider, run)):
         if traj.finished:
             break
         k = traj.count - 1  # the worker may add steps meanwhile; frames up to k are complete
         caption = (f"Sampling… step {k + 1} of {traj.num_steps} ({time.perf_counter() - started:.1f} s) — "
                    f"{run.describe()}")
-        yield (traj, gr.update(maximum=max(k, 1)), frames_payload(traj, k, k + 1, preview=True), caption,
-               gr.skip(), gr.skip())
+        yield (traj, gr.update(maximum=max(k, 1)), frames_payload(traj, k, k + 1, preview=True), caption, *figures)
+        figures = (gr.skip(), gr.skip())
     traj.seconds = time.perf_counter() - started
     coef_fig, snr_fig = schedule_figures(run.schedule)
     caption = f"Done: {readouts.count(traj.num_steps, 'step')} in {traj.seconds:.2f} s — {run.describe()}"
