@@ -114,3 +114,9 @@ def test_run_plan_warns_before_a_long_ddpm_run_and_not_before_a_short_ddim_run()
 def test_guidance_doubles_the_passes_only_when_it_mixes_two_predictions():
     assert readouts.model_passes(10, 4, "mixed", 3.0) == 80
     assert readouts.model_passes(10, 4, "none", 3.0) == readouts.model_passes(10, 4, "7", 1.0) == 40
+
+
+def test_schedule_labels_use_the_symbols_of_the_controls():
+    label = make_schedule("linear", 1000).label
+    assert "β_start=0.0001" in label and "beta_start" not in label
+    assert "zero terminal SNR" in make_schedule("cosine", 1000, zero_terminal_snr=True).label
