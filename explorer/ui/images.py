@@ -60,10 +60,16 @@ def load_upload(file_path):
     return image_file(data.load_image(Path(served_image_path(file_path))), "x0")
 
 
+@user_errors
 def upload_note(file_path) -> str:
-    """What happened to an upload's size: 'Uploaded 512×384 px; resized to 256×192 px …' (empty if unreadable)."""
+    """What happened to an upload's size: 'Uploaded 512×384 px; resized to 256×192 px …' (empty if unreadable).
+
+    A path outside the app's folders is refused (ValueError), as by every handler that opens a client's path.
+    """
+    if file_path is None:
+        return ""
+    path = Path(served_image_path(file_path))
     try:
-        path = Path(served_image_path(file_path))
         with Image.open(path) as original:
             w, h = original.size
         used = data.load_image(path).size
