@@ -31,3 +31,15 @@ def test_img2img_defaults_to_no_class_and_says_the_input_alone_drives_it():
     run = RunSettings(S, steps=5, digit=DEFAULT_IMG2IMG_DIGIT)
     assert DEFAULT_IMG2IMG_DIGIT == "none" and "nothing but the noised input" in drivers(run)
     assert "class 7" in drivers(RunSettings(S, steps=5, digit="7", guidance=3.0))
+
+
+def test_sampling_plots_the_runs_own_schedule_from_the_first_frame_so_markers_follow_the_steps():
+    from explorer.model import ModelProvider, UNet, UNetConfig
+    from explorer.ui.reverse import sample_frames
+
+    torch.manual_seed(0)
+    model = UNet(UNetConfig(patch=2, channels=(16, 32), blocks=(1, 1))).eval()
+    provider = ModelProvider(lambda: (model, {"parameters": 1, "weights": "random"}))
+    first = next(sample_frames(provider, RunSettings(S, sampler="ddpm", n=1, digit="none")))
+    coef_fig = first[4]
+    assert max(coef_fig.data[0].x) == S.T  # the run's T = 20 curves, not the page's first schedule (T = 1000)
