@@ -24,7 +24,7 @@ from PIL import Image, ImageDraw
 
 from . import checks
 from .data import to_uint8
-from .render import BACKGROUND, DISPLAY_SIDE, label_band_height, label_font, tile
+from .render import BACKGROUND, DISPLAY_SIDE, label_band_height, label_font, tile, upscale_factor
 from .runs import RunSettings
 from .samplers import EpsFn, StepRecord, reverse_loop
 from .schedules import Schedule
@@ -212,9 +212,10 @@ def compare_frame(k: int, n_frames: int, side_frames: int) -> int:
 
 
 def export_grid(frames: np.ndarray, digit_side: int = EXPORT_DIGIT_SIDE) -> np.ndarray:
-    """(B, H, W) uint8 -> a grid in which each digit is enlarged (nearest) to at least ``digit_side`` pixels."""
+    """(B, H, W) uint8 -> the grid as shown (at least DISPLAY_SIDE), each digit also enlarged (nearest) to at
+    least ``digit_side`` pixels (a 4×4 grid shown at 224 px would give 56 px digits)."""
     grid = tile(frames, min_side=1)
-    k = max(1, -(-digit_side // frames.shape[1]))
+    k = max(-(-digit_side // frames.shape[1]), upscale_factor((grid.shape[1], grid.shape[0]), DISPLAY_SIDE))
     return grid.repeat(k, axis=0).repeat(k, axis=1)
 
 
