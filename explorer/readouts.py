@@ -139,7 +139,7 @@ def diagnostics(s: Schedule) -> dict[str, float | int | None]:
 
 
 DIAGNOSTIC_HEADERS = ["schedule", "zero terminal SNR", "ᾱ_T", "SNR_T", "log-SNR_T", "t where SNR = 1 (t/T)",
-                      "steps that are mostly noise (√ᾱ_t < 0.1)"]
+                      "share of steps with √ᾱ_t < 0.1 (mostly noise)"]
 CURRENT = "(current)"  # marks the row of the setting the controls hold
 DIAGNOSTICS_NOTE = (
     f"**Mostly noise:** at a step with √ᾱ_t < {SQRT_ALPHA_BAR_NOISE_LEVEL:g}, less than "
