@@ -111,7 +111,9 @@ def math_panel(s: Schedule, t) -> str:
     lines += [
         "The steps compound into a product:",
         f"$$\\bar\\alpha_t = \\prod_{{i=1}}^{{t}} \\alpha_i,\\qquad \\bar\\alpha_{{{t}}} = {f(n['alpha_bar'])}$$",
-        "so $x_t$ can be sampled from $x_0$ in one jump with one fixed $\\varepsilon \\sim \\mathcal{N}(0, I)$:",
+        "The fresh noises $z_1, \\dots, z_t$ of the steps add up to a single Gaussian, written $\\varepsilon$ "
+        "(not any one $z_t$), so $x_t$ can be sampled from $x_0$ in one jump with one fixed "
+        "$\\varepsilon \\sim \\mathcal{N}(0, I)$ — the picture above uses this $\\varepsilon$:",
         "$$x_t = \\sqrt{\\bar\\alpha_t}\\,x_0 + \\sqrt{1-\\bar\\alpha_t}\\,\\varepsilon$$",
         f"$$x_{{{t}}} = {f(n['sqrt_alpha_bar'])}\\,x_0 + {f(n['sqrt_one_minus_alpha_bar'])}\\,\\varepsilon$$",
         "The signal-to-noise ratio compares the two variances:",

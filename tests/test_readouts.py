@@ -120,3 +120,8 @@ def test_schedule_labels_use_the_symbols_of_the_controls():
     label = make_schedule("linear", 1000).label
     assert "β_start=0.0001" in label and "beta_start" not in label
     assert "zero terminal SNR" in make_schedule("cosine", 1000, zero_terminal_snr=True).label
+
+
+def test_math_panel_keeps_the_steps_noise_z_apart_from_the_closed_forms_epsilon():
+    text = readouts.math_panel(make_schedule("linear", 1000), 250)
+    assert "z_{250}" in text and "(not any one $z_t$)" in text and "\\varepsilon" in text
