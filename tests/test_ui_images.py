@@ -31,3 +31,20 @@ def test_upload_note_says_a_large_upload_is_resized_with_both_sizes(tmp_path, mo
     Image.new("L", (28, 28)).save(tmp_path / "small.png")
     assert "512×384" in images.upload_note(tmp_path / "big.png") and "256×192" in images.upload_note(tmp_path / "big.png")
     assert "full size" in images.upload_note(tmp_path / "small.png")
+
+
+def test_the_forward_chain_frames_the_frame_nearest_the_released_t(client):
+    from gradio_client import handle_file
+    from PIL import Image
+    from explorer import data
+    path = client.predict(handle_file(str(data.ASSETS_DIR / "mnist_7.png")), "linear", 1000, 1e-4, 0.02, 0.008, False,
+                          0, 4, 1000, api_name="/forward_chain_at")  # frames t = 0, 333, 667, 1000
+    arr = np.asarray(Image.open(path).convert("RGB"))
+    assert tuple(arr[0, 3 * (84 + 2) + 40]) == render.HIGHLIGHT and tuple(arr[0, 40]) != render.HIGHLIGHT
+
+
+def test_the_upload_note_is_served_beside_the_upload(client):
+    from gradio_client import handle_file
+    from explorer import data
+    note = client.predict(handle_file(str(data.ASSETS_DIR / "mnist_7.png")), api_name="/upload_note")
+    assert "28×28" in note
