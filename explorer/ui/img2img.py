@@ -55,7 +55,7 @@ def img2img_frames(provider: ModelProvider, image_path, t_start, run: RunSetting
         result = _grid(traj.final() if traj.finished else traj.x0_hat[k])
         what = "x₀" if traj.finished else f"x̂₀ at step {k + 1} of {traj.num_steps}"
         caption = (f"x₀ noised to t = {t_start} of {s.T} (ᾱ_t = {format_value(s.alpha_bars[t_start])}), then "
-                   f"{num_steps} {SAMPLER_LABELS[run.sampler]} step{'s' if num_steps != 1 else ''} back to t = 0 — "
+                   f"{readouts.count(num_steps, SAMPLER_LABELS[run.sampler] + ' step')} back to t = 0 — "
                    f"showing {what}.  \n**What drives the result:** {drivers(run)}; schedule, sampler, seed and "
                    f"samples from the settings above.")
         yield image_file(shown_in, "x0"), image_file(shown_noised, "x_start"), image_file(result, "result"), caption
