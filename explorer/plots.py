@@ -74,7 +74,7 @@ def _marker_shapes(s: Schedule, t: int, keys: Sequence[str]) -> list[dict]:
         shapes.append(dict(
             type="circle", name=f"marker:{key}", xref="x", yref="y", xsizemode="pixel", ysizemode="pixel",
             xanchor=t, yanchor=0.0 if y is None else y, x0=-6, x1=6, y0=-6, y1=6, visible=y is not None,
-            line=dict(color="black", width=2),
+            line=dict(color="black", width=2), fillcolor="white",  # a white disc ringed black: seen on light and dark
         ))
     return shapes
 

@@ -2,9 +2,10 @@
 """Screenshots of every tab of the app at 1280×720, light and dark (Gradio's ?__theme=dark), into docs/screenshots/.
 
 Launches the app on a free loopback port and drives Debian's Chromium with Playwright (never `playwright install`).
-Each shot is the first screen a visitor sees (the viewport, not the whole page), saved as a small PNG.
+Each shot is the whole page as laid out in a 1280×720 window (--first-screen: only what shows before scrolling),
+saved as a palette PNG to keep it small.
 
-Usage: python scripts/screenshots.py [--out docs/screenshots] [--full-page]
+Usage: python scripts/screenshots.py [--out docs/screenshots] [--first-screen]
 """
 
 from __future__ import annotations
@@ -36,19 +37,20 @@ TABS = {
     "tiny_sd": ("Stable Diffusion in miniature", None),
     "lab2d": ("2-D lab", None),
 }
-COLOURS = 128  # a palette PNG of this many colours keeps each shot small
+COLOURS = 256  # a palette PNG keeps each shot small (screenshots are mostly flat colour)
 
 
 def shrink(path: Path) -> None:
     """Re-save as an optimised palette PNG (screenshots are mostly flat colour)."""
     with Image.open(path) as im:
-        im.convert("RGB").quantize(COLOURS, dither=Image.Dither.NONE).save(path, optimize=True)
+        im.convert("RGB").quantize(COLOURS, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(
+            path, optimize=True)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
-    p.add_argument("--full-page", action="store_true", help="the whole page instead of the first screen")
+    p.add_argument("--first-screen", action="store_true", help="only the first screen, not the whole page")
     a = p.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     demo = launch(build_demo())
@@ -66,7 +68,7 @@ def main() -> None:
                     time.sleep(2.0)  # plots and images settle
                     page.mouse.move(0, 0)  # no hover box in the shot
                     path = a.out / f"{tab}_{theme}.png"
-                    page.screenshot(path=str(path), full_page=a.full_page)
+                    page.screenshot(path=str(path), full_page=not a.first_screen)
                     shrink(path)
                     print(f"{path}: {path.stat().st_size // 1024} kB")
                 page.close()
