@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+from .diffusion import X0_RANGE
 from .readouts import NUMBER_LABELS, schedule_arrays
 from .schedules import Schedule
 
@@ -27,6 +28,9 @@ COLORS = {
     "log_snr": "#ff7f0e",
 }
 COMPARE_COLORS = ("#1f77b4", "#ff7f0e")
+# transparent backgrounds: the page's light or dark theme shows through (static/plots.css colours text and grid)
+CLEAR = "rgba(0,0,0,0)"
+PAD = 0.03  # share of an axis' span left free at each end, so the markers at t = 0 and t = T show whole
 
 
 def _finite_or_none(values: np.ndarray) -> list[float | None]:
@@ -43,8 +47,22 @@ def _layout(fig: go.Figure, title: str, xaxis_title: str = "timestep t") -> go.F
         legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1.0),
         xaxis_title=xaxis_title,
         template="plotly_white",
+        paper_bgcolor=CLEAR,
+        plot_bgcolor=CLEAR,
     )
     return fig
+
+
+def _padded(lo: float, hi: float) -> list[float]:
+    """[lo, hi] widened by PAD of its span at both ends."""
+    span = (hi - lo) or 1.0
+    return [lo - PAD * span, hi + PAD * span]
+
+
+def _note_above(fig: go.Figure, text: str) -> None:
+    """A grey note above the plot area's right end: the t line (y 0..1 of the plot area) never crosses it."""
+    fig.add_annotation(text=text, xref="paper", yref="paper", x=1, y=1.0, xanchor="right", yanchor="bottom",
+                       showarrow=False, font=dict(size=10, color="gray"), name="note")
 
 
 def _marker_shapes(s: Schedule, t: int, keys: Sequence[str]) -> list[dict]:
@@ -56,7 +74,7 @@ def _marker_shapes(s: Schedule, t: int, keys: Sequence[str]) -> list[dict]:
         shapes.append(dict(
             type="circle", name=f"marker:{key}", xref="x", yref="y", xsizemode="pixel", ysizemode="pixel",
             xanchor=t, yanchor=0.0 if y is None else y, x0=-6, x1=6, y0=-6, y1=6, visible=y is not None,
-            line=dict(color="black", width=2),
+            line=dict(color="black", width=2), fillcolor="white",  # a white disc ringed black: seen on light and dark
         ))
     return shapes
 
@@ -67,20 +85,22 @@ def _vline_shape(t: float) -> dict:
 
 
 def coefficients_figure(s: Schedule, t: int) -> go.Figure:
-    """ᾱ_t, √ᾱ_t, √(1-ᾱ_t) (left axis, 0..1) and β_t (right axis, log scale), marker at t."""
+    """ᾱ_t, √ᾱ_t, √(1-ᾱ_t) (left axis, 0..1) and β_t (right axis, linear: a linear schedule is a straight line)."""
     ts = np.arange(s.T + 1)
     fig = go.Figure()
     for key in ("alpha_bar", "sqrt_alpha_bar", "sqrt_one_minus_alpha_bar"):
         fig.add_trace(go.Scatter(x=ts, y=schedule_arrays(s)[key], mode="lines", name=NUMBER_LABELS[key],
                                  line=dict(color=COLORS[key])))
-    # β_0 = 0 has no place on a log axis: β is drawn for t = 1..T
-    fig.add_trace(go.Scatter(x=ts[1:], y=s.betas[1:], mode="lines", name=NUMBER_LABELS["beta"] + " (right)",
+    # β_0 = 0 is no step: β is drawn for t = 1..T
+    fig.add_trace(go.Scatter(x=ts[1:], y=s.betas[1:], mode="lines", name=NUMBER_LABELS["beta"] + " (right axis)",
                              line=dict(color=COLORS["beta"], dash="dash"), yaxis="y2"))
     _layout(fig, "Signal and noise coefficients")
     fig.update_layout(
         shapes=[_vline_shape(t), *_marker_shapes(s, t, ("alpha_bar", "sqrt_alpha_bar", "sqrt_one_minus_alpha_bar"))],
-        yaxis=dict(range=[0, 1.02], title="ᾱ_t, √ᾱ_t, √(1-ᾱ_t)"),
-        yaxis2=dict(type="log", overlaying="y", side="right", title="β_t", showgrid=False),
+        xaxis=dict(range=_padded(0, s.T)),
+        yaxis=dict(range=_padded(0, 1), title="ᾱ_t, √ᾱ_t, √(1-ᾱ_t)"),
+        yaxis2=dict(type="linear", overlaying="y", side="right", title="β_t (linear axis)", showgrid=False,
+                    range=_padded(0, float(s.betas[1:].max())), tickformat="~g"),
     )
     return fig
 
@@ -94,15 +114,16 @@ def log_snr_figure(s: Schedule, t: int) -> go.Figure:
         customdata=[[v] for v in _finite_or_none(s.snr)],
         hovertemplate="log-SNR %{y:.4g}<br>SNR %{customdata[0]:.4g}<extra></extra>",
     ))
+    finite = s.log_snr[np.isfinite(s.log_snr)]
     fig.update_layout(shapes=[_vline_shape(t), *_marker_shapes(s, t, ("log_snr",))])
     fig.add_hline(y=0.0, line=dict(color="gray", width=1), annotation_text="SNR = 1", annotation_position="bottom left")
     notes = ["t = 0: log-SNR = +∞ (clean image)"]
     if not np.isfinite(s.log_snr[s.T]):
-        notes.append(f"t = {s.T}: log-SNR = −∞ (zero terminal SNR)")
-    fig.add_annotation(text="<br>".join(notes), xref="paper", yref="paper", x=1, y=1, xanchor="right",
-                       yanchor="top", showarrow=False, font=dict(size=10, color="gray"))
-    _layout(fig, "log-SNR(t) = log ᾱ_t / (1 − ᾱ_t)")
-    fig.update_layout(yaxis_title="log-SNR")
+        notes.append(f"t = {s.T}: −∞ (zero terminal SNR)")
+    _note_above(fig, " · ".join(notes))
+    _layout(fig, "log-SNR(t) = log(ᾱ_t / (1 − ᾱ_t))")
+    fig.update_layout(yaxis_title="log-SNR", xaxis=dict(range=_padded(0, s.T)),
+                      yaxis=dict(range=_padded(float(min(finite.min(), 0.0)), float(max(finite.max(), 0.0)))))
     return fig
 
 
@@ -119,7 +140,10 @@ def histogram_density(values) -> np.ndarray:
 
 
 def histogram_figure(values, t: int) -> go.Figure:
-    """Histogram of x_t's pixel values against the N(0, 1) density that x_T approaches."""
+    """Histogram of x_t's pixel values against the N(0, 1) density that x_T approaches.
+
+    x_0 is scaled to [−1, 1]; the image shows x_t clipped to that range (a shaded band named "display_range").
+    """
     edges = histogram_edges()
     centers = (edges[:-1] + edges[1:]) / 2
     grid = np.linspace(-HIST_RANGE, HIST_RANGE, 201)
@@ -128,6 +152,13 @@ def histogram_figure(values, t: int) -> go.Figure:
                          marker_color="#7f7f7f", meta="hist"))
     fig.add_trace(go.Scatter(x=grid, y=np.exp(-grid**2 / 2) / np.sqrt(2 * np.pi), mode="lines", name="N(0, 1)",
                              line=dict(color="#d62728")))
+    lo, hi = X0_RANGE
+    fig.add_shape(type="rect", name="display_range", xref="x", yref="paper", x0=lo, x1=hi, y0=0, y1=1,
+                  fillcolor="gray", opacity=0.12, line=dict(width=0), layer="below")
+    # inside the plot's top left (the legend sits above its right end); this plot has no t line
+    fig.add_annotation(text=f"x₀ is scaled to [{lo:g}, {hi:g}];<br>the image shows x_t clipped to the shaded band",
+                       xref="paper", yref="paper", x=0, y=1, xanchor="left", yanchor="top", align="left",
+                       showarrow=False, font=dict(size=10, color="gray"), name="note")
     _layout(fig, "Pixel values of x_t vs N(0, 1)", xaxis_title="pixel value")
     fig.update_layout(bargap=0, hovermode="closest", yaxis_title="density")
     return fig
@@ -145,7 +176,7 @@ def overlay_figure(schedules: Sequence[tuple[str, Schedule]], key: str, fraction
     fig.update_layout(shapes=[_vline_shape(fraction)])
     title = "ᾱ_t" if key == "alpha_bar" else "log-SNR (+∞ at t = 0 not drawn)"
     _layout(fig, title, xaxis_title="t / T")
-    fig.update_layout(yaxis_title=NUMBER_LABELS[key])
+    fig.update_layout(yaxis_title=NUMBER_LABELS[key], xaxis=dict(range=_padded(0, 1)))
     return fig
 
 

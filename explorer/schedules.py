@@ -47,7 +47,9 @@ DEFAULT_BETAS = {
 }
 DEFAULT_COSINE_S = 0.008
 DEFAULT_MAX_BETA = 0.999
-LABEL_NAMES = {"cosine_s": "s"}  # params shown under the paper's symbol in labels
+# params shown under the paper's symbols in labels, as the controls name them
+LABEL_NAMES = {"cosine_s": "s", "beta_start": "β_start", "beta_end": "β_end", "max_beta": "β_max",
+               "zero_terminal_snr": "zero terminal SNR"}
 MAX_T = 100_000  # far beyond any real schedule; keeps memory per call bounded
 
 
@@ -109,8 +111,13 @@ class Schedule:
     @property
     def label(self) -> str:
         """A short human-readable description, e.g. 'cosine (T=1000, s=0.008)'."""
-        inner = ", ".join(f"{LABEL_NAMES.get(k, k)}={v:g}" if isinstance(v, float) else f"{LABEL_NAMES.get(k, k)}={v}"
-                          for k, v in self.params.items())
+        def part(k, v) -> str:
+            name = LABEL_NAMES.get(k, k)
+            if isinstance(v, bool):
+                return name if v else f"no {name}"
+            return f"{name}={v:g}" if isinstance(v, float) else f"{name}={v}"
+
+        inner = ", ".join(part(k, v) for k, v in self.params.items())
         return f"{self.name} ({inner})" if inner else self.name
 
 

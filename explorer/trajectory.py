@@ -13,6 +13,7 @@ No gradio import: the UI layer calls these functions.
 
 from __future__ import annotations
 
+import csv
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,13 +24,15 @@ from PIL import Image, ImageDraw
 
 from . import checks
 from .data import to_uint8
-from .render import BACKGROUND, DISPLAY_SIDE, tile
+from .render import BACKGROUND, DISPLAY_SIDE, label_band_height, label_font, tile, upscale_factor
 from .runs import RunSettings
 from .samplers import EpsFn, StepRecord, reverse_loop
 from .schedules import Schedule
 
 EPS_DISPLAY_RANGE = 3.0  # ε̂ ~ N(0, I) is shown over [-3, 3]; x_t and x̂_0 over the image range [-1, 1]
 GIF_MAX_FRAMES = 80  # a longer run is subsampled evenly (the last frame is always kept)
+EXPORT_DIGIT_SIDE = 84  # exported grids enlarge each 28×28 digit (nearest) to at least this many pixels
+EXPORT_GAP = 16  # between the three views of a GIF frame
 GIF_FRAME_MS = 80
 GIF_HOLD_LAST_MS = 1500
 
@@ -208,22 +211,39 @@ def compare_frame(k: int, n_frames: int, side_frames: int) -> int:
 # ---------------------------------------------------------------------------- export
 
 
+def export_grid(frames: np.ndarray, digit_side: int = EXPORT_DIGIT_SIDE) -> np.ndarray:
+    """(B, H, W) uint8 -> the grid as shown (at least DISPLAY_SIDE), each digit also enlarged (nearest) to at
+    least ``digit_side`` pixels (a 4×4 grid shown at 224 px would give 56 px digits)."""
+    grid = tile(frames, min_side=1)
+    k = max(-(-digit_side // frames.shape[1]), upscale_factor((grid.shape[1], grid.shape[0]), DISPLAY_SIDE))
+    return grid.repeat(k, axis=0).repeat(k, axis=1)
+
+
 def _labelled(grid: np.ndarray, label: str) -> Image.Image:
-    im = Image.new("L", (grid.shape[1], grid.shape[0] + 14), BACKGROUND)
-    im.paste(Image.fromarray(grid, "L"), (0, 0))
-    ImageDraw.Draw(im).text((2, grid.shape[0] + 1), label, fill=0)
+    """A grid with its label centred in a band above it."""
+    band = label_band_height(min(grid.shape[0], 2 * EXPORT_DIGIT_SIDE))
+    im = Image.new("L", (grid.shape[1], grid.shape[0] + band), BACKGROUND)
+    im.paste(Image.fromarray(grid, "L"), (0, band))
+    ImageDraw.Draw(im).text((grid.shape[1] // 2, band // 2), label, fill=0, font=label_font(round(band * 0.6)),
+                            anchor="mm")
     return im
 
 
-def gif_frame(traj: Trajectory, k: int, min_side: int = 112) -> Image.Image:
-    """x_t and x̂_0 of frame k side by side, labelled with t."""
-    x_t, _, x0_hat = traj.frame_arrays(k)
-    t = traj.frame_t(k)
-    left = _labelled(tile(x_t, min_side=min_side), f"x_t  t = {t}" if not traj.is_result(k) else "x_0 (result)")
-    right = _labelled(tile(x0_hat, min_side=min_side), "predicted x_0")
-    out = Image.new("L", (left.width + right.width + 8, left.height), BACKGROUND)
-    out.paste(left, (0, 0))
-    out.paste(right, (left.width + 8, 0))
+def view_labels(traj: Trajectory, k: int) -> tuple[str, str, str]:
+    """The labels of frame k's three views: x_t at its t (or the result x₀), ε̂ and x̂₀."""
+    first = "x₀ (the result)" if traj.is_result(k) else f"x_t at t = {traj.frame_t(k)}"
+    return first, f"ε̂ (predicted noise, ±{EPS_DISPLAY_RANGE:g})", "x̂₀ (predicted clean image)"
+
+
+def gif_frame(traj: Trajectory, k: int, digit_side: int = EXPORT_DIGIT_SIDE) -> Image.Image:
+    """x_t, ε̂ and x̂_0 of frame k side by side, each labelled; every digit at least ``digit_side`` pixels."""
+    views = [_labelled(export_grid(a, digit_side), label)
+             for a, label in zip(traj.frame_arrays(k), view_labels(traj, k))]
+    out = Image.new("L", (sum(v.width for v in views) + EXPORT_GAP * (len(views) - 1), views[0].height), BACKGROUND)
+    x = 0
+    for v in views:
+        out.paste(v, (x, 0))
+        x += v.width + EXPORT_GAP
     return out
 
 
@@ -245,5 +265,23 @@ def save_gif(traj: Trajectory, path, max_frames: int = GIF_MAX_FRAMES) -> None:
 
 
 def save_final_png(traj: Trajectory, path) -> None:
-    """The final samples as one PNG grid (each pixel enlarged to a crisp square)."""
-    Image.fromarray(tile(traj.final()), "L").save(path, format="PNG")
+    """The final samples as one PNG grid (each pixel enlarged to a crisp square, each digit ≥ EXPORT_DIGIT_SIDE)."""
+    Image.fromarray(export_grid(traj.final()), "L").save(path, format="PNG", optimize=True)
+
+
+CSV_FIELDS = ("step",) + NUMBER_FIELDS  # the columns of save_numbers_csv
+
+
+def save_numbers_csv(traj: Trajectory, path) -> None:
+    """Every recorded step's numbers, one row per step (empty where a sampler has no such number)."""
+    if traj.count == 0:
+        raise ValueError("Nothing recorded yet: press Sample first.")
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(CSV_FIELDS)
+        for i in range(traj.count):
+            row = [i + 1]
+            for key in NUMBER_FIELDS:
+                v = float(traj.numbers[key][i])
+                row.append("" if math.isnan(v) else int(v) if key in ("t", "t_prev") else repr(v))
+            writer.writerow(row)

@@ -10,11 +10,11 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 
 
 @contextmanager
-def app_page(url: str, height: int = 1000):
-    """A headless Chromium page at ``url`` (1400 px wide); on leaving, no script error may have happened."""
+def app_page(url: str, height: int = 1000, width: int = 1400):
+    """A headless Chromium page at ``url`` (1400 px wide by default); on leaving, no script error may have happened."""
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": height})
+        page = browser.new_page(viewport={"width": width, "height": height})
         errors = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(url)

@@ -20,7 +20,8 @@ from served_app import TRACE_MARKERS, error_message, file_data, raw_call, upload
 
 LINEAR = '"linear", 1000, 0.0001, 0.02, 0.008, false'
 # Cheap sampling settings for the sampling endpoints: 2 DDIM steps, one sample (and DDIM on side B of compare).
-CHEAP = {"reverse_sample": {7: 2, 13: 1}, "reverse_img2img": {9: 2, 15: 1}, "reverse_compare": {7: 2, 13: 1, 21: "ddim", 22: 2},
+CHEAP = {"reverse_sample": {7: 2, 13: 1}, "reverse_img2img": {9: 2, 15: 1}, "reverse_img2img_class": {9: 2, 15: 1},
+         "reverse_compare": {7: 2, 13: 1, 21: "ddim", 22: 2},
          "tiny_sd_sample": {5: 2, 7: 1}, "tiny_sd_frame": {5: 2, 7: 1}, "tiny_sd_compare": {4: 2, 5: 1},
          # 2-D lab: T = 50 (DDPM runs every step), 10 particles, DDIM-5, 100 points, 1 s of training
          "lab2d_reverse": {4: 50, 10: 10, 11: 5}, "lab2d_train": {4: 50, 9: 1}, "lab2d_sweep": {3: 50},

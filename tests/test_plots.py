@@ -69,3 +69,44 @@ def test_overlay_puts_schedules_of_different_T_on_t_over_T():
 def test_overlay_refuses_unknown_key():
     with pytest.raises(ValueError):
         plots.overlay_figure([("A", LINEAR)], "betas", 0.5)
+
+
+# ---- issue 14, item 7: plots that read at a glance
+
+
+def test_beta_is_drawn_on_a_linear_axis_so_a_linear_schedule_is_straight():
+    axis = plots.coefficients_figure(LINEAR, 0).layout.yaxis2
+    assert axis.type == "linear" and "linear" in axis.title.text
+
+
+@pytest.mark.parametrize("figure", [plots.coefficients_figure, plots.log_snr_figure])
+def test_markers_at_t_equals_T_are_not_clipped_by_the_axis_range(figure):
+    fig = figure(LINEAR, LINEAR.T)
+    lo, hi = fig.layout.xaxis.range
+    assert lo < 0 and hi > LINEAR.T
+    marker = next(sh for sh in fig.layout.shapes if sh.name.startswith("marker:"))
+    y_lo, y_hi = fig.layout.yaxis.range
+    assert y_lo < marker.yanchor < y_hi and y_hi > max(v for v in fig.data[0].y if v is not None)
+
+
+def test_log_snr_infinity_note_sits_above_the_plot_where_the_t_line_cannot_cross_it():
+    note = next(a for a in plots.log_snr_figure(COSINE_ZERO, 500).layout.annotations if "+∞" in a.text)
+    assert note.yref == "paper" and note.y >= 1 and note.yanchor == "bottom"
+
+
+def test_log_snr_title_has_the_parentheses_of_log_of_a_ratio():
+    assert "log(ᾱ_t / (1 − ᾱ_t))" in plots.log_snr_figure(LINEAR, 0).layout.title.text
+
+
+@pytest.mark.parametrize("fig", [plots.coefficients_figure(LINEAR, 0), plots.log_snr_figure(LINEAR, 0),
+                                 plots.histogram_figure(np.zeros(10), 0),
+                                 plots.overlay_figure([("A", LINEAR)], "alpha_bar", 0.5)])
+def test_figures_have_transparent_backgrounds_so_dark_mode_shows_through(fig):
+    assert fig.layout.paper_bgcolor == plots.CLEAR and fig.layout.plot_bgcolor == plots.CLEAR
+
+
+def test_histogram_shades_the_clipped_display_range_and_says_so():
+    fig = plots.histogram_figure(np.zeros(10), 0)
+    band = _shape(fig, "display_range")
+    assert (band.x0, band.x1) == (-1.0, 1.0)
+    assert any("clipped" in a.text for a in fig.layout.annotations)

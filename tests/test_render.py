@@ -51,3 +51,39 @@ def test_stack_and_grid_sizes():
 
 def test_mixed_gray_and_rgb_strip_is_rgb():
     assert render.strip([torch.zeros(1, 1, 8, 8), torch.zeros(1, 3, 8, 8)]).mode == "RGB"
+
+
+# ---- issue 14, items 7 and 8: chain strips that read at a glance, in light and dark mode
+
+
+def _label_ink_height(im, tile_h):
+    band = np.asarray(im.convert("RGBA"))[tile_h:]
+    rows = np.nonzero((band[..., 3] > 0) & (band[..., :3].min(axis=-1) < 200))[0]
+    return rows.max() - rows.min() + 1
+
+
+def test_strip_labels_are_readable_text_not_a_5_pixel_bitmap():
+    im = render.strip([torch.zeros(1, 1, 28, 28)] * 2, labels=["t = 0", "t = 10"], min_side=84,
+                      background=render.TRANSPARENT)
+    assert _label_ink_height(im, 84) >= 11
+
+
+def test_strip_labels_grow_with_large_tiles_so_they_stay_readable_when_the_strip_is_shrunk():
+    assert render.label_band_height(256) >= 40 and render.label_band_height(56) == render.LABEL_HEIGHT
+
+
+def test_transparent_strip_lets_the_page_background_through_gaps_and_label_bands():
+    im = render.strip([torch.ones(1, 1, 8, 8)] * 2, labels=["a", "b"], min_side=8, background=render.TRANSPARENT)
+    arr = np.asarray(im)
+    assert im.mode == "RGBA" and arr[0, 8, 3] == 0 and arr[-1, -1, 3] == 0 and arr[0, 0, 3] == 255
+
+
+def test_strip_frames_the_highlighted_tile():
+    im = render.strip([torch.zeros(1, 1, 28, 28)] * 3, min_side=84, highlight=1, gap=2)
+    arr = np.asarray(im)
+    assert tuple(arr[0, 86 + 40]) == render.HIGHLIGHT and tuple(arr[0, 40]) != render.HIGHLIGHT
+
+
+def test_stack_of_transparent_strips_stays_transparent():
+    a = render.strip([torch.zeros(1, 1, 8, 8)], min_side=8, background=render.TRANSPARENT)
+    assert render.stack([a, a]).mode == "RGBA"

@@ -1,5 +1,6 @@
 """Recording a reverse run: compact frames, replay without the model, export, img2img helpers."""
 
+import csv
 import math
 
 import numpy as np
@@ -191,7 +192,7 @@ def test_png_export_is_the_grid_of_final_samples(tiny_model, tmp_path):
     traj = run(tiny_model, n=4, sampler="ddim", steps=3)
     tr.save_final_png(traj, tmp_path / "x0.png")
     arr = np.asarray(Image.open(tmp_path / "x0.png"))
-    assert np.array_equal(arr, tile(traj.final()))
+    assert np.array_equal(arr, tile(traj.final()))  # 4 digits: the grid as shown already has 112 px digits
 
 
 def test_image_to_digit_tensor_keeps_mnist_digits_and_inverts_dark_on_light():
@@ -224,3 +225,45 @@ def test_img2img_run_starts_at_t_start(tiny_model):
     assert np.array_equal(traj.x_t[0], tr.frames_uint8(start))
     assert runs.img2img_steps(50, 10, 1000) == 1 and runs.img2img_steps(50, 3, 4) == 3
     assert math.isnan(traj.numbers["posterior_var"][0])
+
+
+# ---- issue 14, item 11: exports worth keeping
+
+
+def test_png_export_enlarges_each_digit_to_at_least_84_pixels(tiny_model, tmp_path):
+    traj = run(tiny_model, n=16, sampler="ddim", steps=2)
+    tr.save_final_png(traj, tmp_path / "x0.png")
+    with Image.open(tmp_path / "x0.png") as im:
+        assert im.size[0] >= 4 * 84 and im.size[1] >= 4 * 84  # a 4×4 grid of 16 digits
+
+
+def test_gif_frame_shows_x_t_eps_and_x0_hat_each_digit_at_least_84_pixels(tiny_model):
+    traj = run(tiny_model, n=16, sampler="ddim", steps=2)
+    frame = np.asarray(tr.gif_frame(traj, 0))
+    grids = [tr.export_grid(a) for a in traj.frame_arrays(0)]
+    assert frame.shape[1] >= 3 * 4 * 84
+    x = 0
+    for grid in grids:  # each view's grid is in the frame, under its label band, side by side
+        top = frame.shape[0] - grid.shape[0]
+        assert np.array_equal(frame[top:, x:x + grid.shape[1]], grid)
+        x += grid.shape[1] + tr.EXPORT_GAP
+
+
+def test_gif_labels_name_the_predicted_clean_image_x0_hat(tiny_model):
+    labels = tr.view_labels(run(tiny_model, n=1, sampler="ddim", steps=2), 0)
+    assert labels[2].startswith("x̂₀") and labels[1].startswith("ε̂") and "predicted x_0" not in labels
+
+
+def test_numbers_csv_has_one_row_per_step_with_every_number(tiny_model, tmp_path):
+    traj = run(tiny_model, n=2, sampler="ddpm", s=make_schedule("linear", 5))
+    tr.save_numbers_csv(traj, tmp_path / "numbers.csv")
+    rows = list(csv.DictReader(open(tmp_path / "numbers.csv", encoding="utf-8")))
+    assert [r["t"] for r in rows] == ["5", "4", "3", "2", "1"] and rows[0]["step"] == "1"
+    assert float(rows[0]["alpha_bar_t"]) == traj.numbers["alpha_bar_t"][0]
+
+
+def test_numbers_csv_leaves_cells_empty_where_ddim_has_no_posterior(tiny_model, tmp_path):
+    traj = run(tiny_model, n=1, sampler="ddim", steps=2)
+    tr.save_numbers_csv(traj, tmp_path / "numbers.csv")
+    rows = list(csv.DictReader(open(tmp_path / "numbers.csv", encoding="utf-8")))
+    assert len(rows) == 2 and rows[0]["posterior_var"] == ""

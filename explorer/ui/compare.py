@@ -83,12 +83,13 @@ def _view(x0, schedules, seed, fraction):
 
 
 def diagnostics_rows(schedules) -> list[list[str]]:
-    """Each schedule with zero terminal SNR off and on."""
+    """Each schedule with zero terminal SNR off and on; the row of each side's current setting is marked."""
     rows = []
     for side, s in zip(SIDES, schedules):
         base = {k: v for k, v in s.params.items() if k not in ("T", "zero_terminal_snr")}
+        current = bool(s.params.get("zero_terminal_snr"))
         for zero in (False, True):
-            rows.append(readouts.diagnostics_row(f"{side}: {s.name}", _variant(s, base, zero)))
+            rows.append(readouts.diagnostics_row(f"{side}: {s.name}", _variant(s, base, zero), current=zero == current))
     return rows
 
 
@@ -111,7 +112,8 @@ def compare_all(image_path, a: Schedule, b: Schedule, seed, fraction, frames):
     schedules = [a, b]
     x0 = load_x0(image_path)
     view = _view(x0, schedules, seed, fraction)
-    strips = image_file(render.stack([chain_strip(x0, s, seed, frames) for s in schedules]), "chains")
+    strips = image_file(render.stack([chain_strip(x0, s, seed, frames, readouts.timestep_at_fraction(s, fraction))
+                                      for s in schedules]), "chains")
     return (*view, strips, diagnostics_rows(schedules))
 
 
@@ -138,9 +140,11 @@ def build_compare_tab(demo: gr.Blocks, x0_image: gr.Image, tab: gr.Tab) -> dict:
     with gr.Row():
         alpha_plot = gr.Plot(label="ᾱ_t overlaid", elem_classes=[PLOT_CLASS])
         log_snr_plot = gr.Plot(label="log-SNR overlaid", elem_classes=[PLOT_CLASS])
-    strips = gr.Image(label="Forward chains: A (top) and B (bottom), t = 0 … T", interactive=False, format="png")
+    strips = gr.Image(label="Forward chains: A (top) and B (bottom), t = 0 … T", interactive=False, format="png",
+                      elem_id="compare-chains", elem_classes=["ddpm-strip"])
     table = gr.Dataframe(headers=readouts.DIAGNOSTIC_HEADERS, label="Diagnostics (each schedule with zero terminal "
-                         "SNR off and on)", interactive=False, wrap=True)
+                         "SNR off and on)", interactive=False, wrap=True, elem_id="compare-diagnostics")
+    gr.Markdown(readouts.DIAGNOSTICS_NOTE, elem_id="compare-diagnostics-note")
 
     fn, inputs = bind(compare_setup, x0_image, a, b, seed, fraction, frames)
     gr.on([tab.select, x0_image.change, *a.changes, *b.changes, seed.change, frames.release], fn, inputs=inputs,

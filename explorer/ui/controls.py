@@ -12,7 +12,7 @@ import inspect
 
 import gradio as gr
 
-from .. import checks
+from .. import checks, readouts
 from ..runs import DIGIT_LABELS, DIGITS, MAX_GUIDANCE, MAX_RECORDED_STEPS, MAX_SAMPLES, RunSettings
 from ..samplers import DEFAULT_SPACING, SAMPLERS, SPACINGS
 from ..schedules import DEFAULT_BETAS, DEFAULT_COSINE_S, DEFAULT_T, SCHEDULE_NAMES, Schedule, make_schedule
@@ -78,7 +78,9 @@ class ScheduleControls:
         with gr.Row():
             self.family = gr.Dropdown(list(SCHEDULE_NAMES), value=family, label=label, scale=2,
                                       elem_id=f"{api_prefix}-family")
-            self.T = gr.Number(DEFAULT_T, label="T (steps)", precision=0, minimum=1, maximum=UI_MAX_T, scale=1)
+            # no precision: 12.5 reaches checks.whole_number and is refused with a message (precision=0 rounded it
+            # to 12 without a word)
+            self.T = gr.Number(DEFAULT_T, label="T (steps)", minimum=1, maximum=UI_MAX_T, step=1, scale=1)
         with gr.Row():
             self.beta_start = gr.Number(beta_start, label="β_start", visible=not cosine, scale=1)
             self.beta_end = gr.Number(beta_end, label="β_end", visible=not cosine, scale=1)
@@ -134,25 +136,48 @@ class RunControls:
 
     def __init__(self, api_prefix: str = "reverse"):
         d = DEFAULTS
+        # what the run will do and roughly how long it takes, before it starts (kept up to date below)
+        self.plan = gr.Markdown(self.plan_text(d), elem_id=f"{api_prefix}-plan")
         self.schedule = ScheduleControls("linear", api_prefix=api_prefix)
         with gr.Row():
             self.sampler = gr.Radio(list(SAMPLERS), value=d.sampler, label="sampler", elem_id=f"{api_prefix}-sampler")
-            self.spacing = gr.Dropdown(list(SPACINGS), value=DEFAULT_SPACING, label="DDIM timestep spacing")
+            self.spacing = gr.Dropdown(list(SPACINGS), value=DEFAULT_SPACING, label="DDIM timestep spacing",
+                                       info="see the plan above",
+                                       elem_id=f"{api_prefix}-spacing")
         self.steps = gr.Slider(1, MAX_RECORDED_STEPS, value=d.steps, step=1, label="DDIM steps (DDPM takes all T)",
                                elem_id=f"{api_prefix}-steps")
         self.eta = gr.Slider(0.0, 1.0, value=d.eta, step=0.05, label="DDIM η (0 = deterministic, 1 = DDPM-like noise)")
-        with gr.Row():
-            self.digit = gr.Dropdown(DIGIT_CHOICES, value=d.digit, label="digit class")
-            self.guidance = gr.Slider(0.0, MAX_GUIDANCE, value=d.guidance, step=0.5,
-                                      label="guidance w (0 uncond., 1 cond.)")
+        # each on a line of its own: side by side the digit names were clipped and the guidance label wrapped
+        self.digit = gr.Dropdown(DIGIT_CHOICES, value=d.digit, label="digit class", elem_id=f"{api_prefix}-digit")
+        self.guidance = gr.Slider(0.0, MAX_GUIDANCE, value=d.guidance, step=0.5, label="guidance w",
+                                  info="0 = unconditional, 1 = conditional, above 1 = the class pushed harder",
+                                  elem_id=f"{api_prefix}-guidance")
         with gr.Row():
             # no precision: NaN from the API reaches checks.seed (precision=0 fails to round it, without a message)
             self.seed = gr.Number(d.seed, label="seed", minimum=0, step=1, elem_id=f"{api_prefix}-seed")
             self.n = gr.Slider(1, MAX_SAMPLES, value=d.n, step=1, label="samples")
 
+        def run_plan(*values):
+            """The plan of the run the controls describe, or what is wrong with them (as text: nothing runs yet)."""
+            try:
+                return self.plan_text(self.parse(*values))
+            except (ValueError, TypeError) as e:
+                return f"⚠️ {e}"
+
+        # the API names each value as reverse_sample does
+        run_plan.__signature__ = inspect.Signature(
+            [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in self.NAMES])
+        gr.on([c.change for c in self.inputs], run_plan, inputs=self.inputs, outputs=self.plan,
+              api_name=f"{api_prefix}_run_plan", trigger_mode="always_last", show_progress="hidden")
+
     @property
     def inputs(self) -> list:
         return [*self.schedule.inputs, *(getattr(self, name) for name in self.FIELDS)]
+
+    @staticmethod
+    def plan_text(run: RunSettings) -> str:
+        """Which timesteps the run visits and roughly how long it takes (readouts.run_plan)."""
+        return readouts.run_plan(run.schedule, run.sampler, run.steps, run.spacing, run.n, run.digit, run.guidance)
 
     def parse(self, *values) -> RunSettings:
         k = len(self.schedule.inputs)

@@ -23,7 +23,7 @@ from ..schedules import Schedule
 from .common import LATEX, UI_MAX_T, image_file
 from .controls import ScheduleControls, bind
 from .image_input import ImageInput
-from .images import DEFAULT_FRAMES, chain_strip, float32_b64, load_sketch, load_upload, load_x0, xt_at
+from .images import DEFAULT_FRAMES, chain_strip, float32_b64, load_sketch, load_upload, load_x0, upload_note, xt_at
 
 DEFAULT_T_SHOWN = 250  # the slider starts part-way so the first view already shows noise
 # ids and class that static/forward.js looks up
@@ -67,7 +67,7 @@ def forward_setup(image_path, s: Schedule, seed, t, frames):
         plots.coefficients_figure(s, t),
         plots.log_snr_figure(s, t),
         plots.histogram_figure(xt.numpy(), t),
-        image_file(chain_strip(x0, s, seed, frames), "chain"),
+        image_file(chain_strip(x0, s, seed, frames, t), "chain"),
         readouts.math_panel(s, t),
     )
 
@@ -100,6 +100,11 @@ def forward_chain(image_path, s: Schedule, seed, frames):
     return image_file(chain_strip(load_x0(image_path), s, seed, frames), "chain")
 
 
+def forward_chain_at(image_path, s: Schedule, seed, frames, t):
+    """The forward chain strip with the frame nearest t framed (when the slider is released)."""
+    return image_file(chain_strip(load_x0(image_path), s, seed, frames, readouts.check_timestep(s, t)), "chain")
+
+
 # the browser side (static/forward.js): load a scene, draw one t
 LOAD_JS = "(scene, t) => window.ddpmForward.load(scene, t)"
 SHOW_JS = "(t) => window.ddpmForward.show(t)"
@@ -127,7 +132,11 @@ def _x0_picker() -> ImageInput:
         with gr.Tab("Upload"):
             upload = gr.File(label=f"Upload an image (≤ {data.MAX_UPLOAD_BYTES // 2**20} MB)",
                              file_types=["image"], type="filepath", height=120)
+            size_note = gr.Markdown(f"Larger images are resized to at most {data.MAX_SIDE} px on their longest side.",
+                                    elem_id="upload-note")
             upload.upload(load_upload, inputs=upload, outputs=x0_image, api_name="load_upload")
+            upload.upload(upload_note, inputs=upload, outputs=size_note, api_name="upload_note",
+                          show_progress="hidden")
         with gr.Tab("Draw") as draw_tab:
             sketch = gr.Sketchpad(label="Draw a digit", canvas_size=(280, 280), layers=False, elem_id=SKETCH_ID,
                                   brush=gr.Brush(colors=["#000000"], color_mode="fixed", default_size=18))
@@ -146,7 +155,8 @@ def build_forward_tab(demo: gr.Blocks) -> dict:
     gr.Markdown(
         "Pick an image, then drag **Timestep t**: the picture is "
         "$x_t = \\sqrt{\\bar\\alpha_t}\\,x_0 + \\sqrt{1-\\bar\\alpha_t}\\,\\varepsilon$ with one fixed "
-        "$\\varepsilon$ per seed, computed live in your browser.",
+        "$\\varepsilon$ per seed, computed live in your browser. Pixels are scaled to $[-1, 1]$ (black = −1, "
+        "white = 1) and $x_t$ is shown clipped to that range.",
         latex_delimiters=LATEX,
     )
     with gr.Row():
@@ -169,9 +179,12 @@ def build_forward_tab(demo: gr.Blocks) -> dict:
                 log_snr_plot = gr.Plot(label="log-SNR", elem_classes=[LIVE_PLOT_CLASS], elem_id="fwd-logsnr-plot")
             hist_plot = gr.Plot(label="histogram", elem_classes=[LIVE_PLOT_CLASS], elem_id="fwd-hist-plot")
     chain = gr.Image(label="Forward chain: K evenly spaced frames, t = 0 … T (same ε)", interactive=False,
-                     format="png", elem_id="forward-chain")
+                     format="png", elem_id="forward-chain", elem_classes=["ddpm-strip"])
     fn, inputs = bind(forward_chain, x0_image, controls, seed, frames)
     frames.release(fn, inputs=inputs, outputs=chain, show_progress="minimal", api_name="forward_chain")
+    fn, inputs = bind(forward_chain_at, x0_image, controls, seed, frames, t_slider)
+    t_slider.release(fn, inputs=inputs, outputs=chain, trigger_mode="always_last", show_progress="hidden",
+                     api_name="forward_chain_at")
     with gr.Accordion("The math at this t", open=True):
         math = gr.Markdown(latex_delimiters=LATEX, elem_id="forward-math")
         # the t the math panel shows: every way t changes (keys, typing, ↺, the server) sets it, clamped to T, and a
@@ -184,7 +197,8 @@ def build_forward_tab(demo: gr.Blocks) -> dict:
         fn, inputs = bind(forward_math, controls, math_t)
         math_t.change(fn, inputs=inputs, outputs=math, trigger_mode="always_last", show_progress="hidden",
                       api_name="forward_math")
-    with gr.Accordion("Check: x_t computed on the server (what `render_forward` returns)", open=False):
+    with gr.Accordion("Double-check: the same x_t computed by the server in Python (the page draws it in your "
+                      "browser)", open=False):
         render_button = gr.Button("Render x_t on the server")
         with gr.Row():
             server_image = gr.Image(label="x_t (server)", interactive=False, format="png")

@@ -11,19 +11,29 @@ import torch
 
 from .. import checks, data, readouts, render
 from ..model import ModelProvider
-from ..runs import SAMPLER_LABELS, RunSettings, image_to_digit_tensor, img2img_start, img2img_steps
+from ..runs import DIGIT_LABELS, SAMPLER_LABELS, RunSettings, image_to_digit_tensor, img2img_start, img2img_steps
 from ..schedules import DEFAULT_T
 from .common import LATEX, UI_MAX_T, image_file, served_image_path
-from .controls import RunControls, bind
+from .controls import DIGIT_CHOICES, RunControls, bind
 from .image_input import ImageInput
 from .images import load_sketch
 from .sampling import GRID_SIDE, IMAGE_CLASS, SAMPLING, digit_image, format_value, recorder, stream_latest
 
 DEFAULT_IMG2IMG_T = 500
+DEFAULT_IMG2IMG_DIGIT = "none"  # the input alone drives the result: no class pulls it towards other digits
+# the round trip's own class: one class for every copy ("0–9 one of each" made a "7" come back as 0, 1, 2, …)
+IMG2IMG_DIGITS = [(label, d) for label, d in DIGIT_CHOICES if d != "mixed"]
 
 
 def _grid(frames: np.ndarray) -> np.ndarray:
     return render.tile(frames, min_side=GRID_SIDE)  # (B, H, W) uint8 -> enlarged grid
+
+
+def drivers(run: RunSettings) -> str:
+    """What steers the denoised result besides the noised input: the class (and w, if a class is set)."""
+    if run.digit == "none":
+        return "nothing but the noised input (no class: unconditional)"
+    return f"the noised input and the class {DIGIT_LABELS.get(run.digit, run.digit)} with guidance w = {run.guidance:g}"
 
 
 def img2img_frames(provider: ModelProvider, image_path, t_start, run: RunSettings):
@@ -45,7 +55,9 @@ def img2img_frames(provider: ModelProvider, image_path, t_start, run: RunSetting
         result = _grid(traj.final() if traj.finished else traj.x0_hat[k])
         what = "x₀" if traj.finished else f"x̂₀ at step {k + 1} of {traj.num_steps}"
         caption = (f"x₀ noised to t = {t_start} of {s.T} (ᾱ_t = {format_value(s.alpha_bars[t_start])}), then "
-                   f"{num_steps} {SAMPLER_LABELS[run.sampler]} steps back to t = 0 — showing {what}.")
+                   f"{readouts.count(num_steps, SAMPLER_LABELS[run.sampler] + ' step')} back to t = 0 — "
+                   f"showing {what}.  \n**What drives the result:** {drivers(run)}; schedule, sampler, seed and "
+                   f"samples from the settings above.")
         yield image_file(shown_in, "x0"), image_file(shown_noised, "x_start"), image_file(result, "result"), caption
 
 
@@ -61,13 +73,14 @@ def build_img2img(provider: ModelProvider, controls: RunControls, forward_image=
     """The img2img accordion; the run reads ``controls``. ``forward_image`` (the Forward tab's x₀) adds a button."""
     with gr.Accordion("img2img round trip: noise an image to t, denoise it back", open=False):
         gr.Markdown("The idea behind Stable Diffusion's img2img *strength*: $x_t$ = q_sample($x_0$, t, ε), then the "
-                    "reverse process from t (DDIM uses the share t/T of its steps). Uses the settings above.",
-                    latex_delimiters=LATEX)
+                    "reverse process from t (DDIM uses the share t/T of its steps). The input is turned into a 28×28 "
+                    "digit (the model's format). Schedule, sampler, seed and samples come from the settings above; "
+                    "the class is chosen here.", latex_delimiters=LATEX)
         with gr.Row():
             with gr.Column(scale=1):
                 image = ImageInput(str(data.ASSETS_DIR / "mnist_7.png"), type="filepath", image_mode=None,
-                                   format="png", label="input image", sources=["upload"], height=200,
-                                   elem_id="img2img-input", elem_classes=[IMAGE_CLASS])
+                                   format="png", label="input image", sources=["upload"], height=240,
+                                   elem_id="img2img-input", elem_classes=[IMAGE_CLASS, "ddpm-enlarged"])
                 gr.Examples([[str(p)] for p in data.EXAMPLES], inputs=[image], label="Bundled examples",
                             examples_per_page=len(data.EXAMPLES))
                 if forward_image is not None:
@@ -83,6 +96,9 @@ def build_img2img(provider: ModelProvider, controls: RunControls, forward_image=
                                     elem_id="img2img-t")
                 controls.schedule.T.change(img2img_range, inputs=controls.schedule.T, outputs=t_start,
                                            api_name="reverse_img2img_range", show_progress="hidden")
+                digit = gr.Dropdown(IMG2IMG_DIGITS, value=DEFAULT_IMG2IMG_DIGIT, label="class for the round trip",
+                                    info="'any digit' lets the input alone decide; a class pulls every copy towards it",
+                                    elem_id="img2img-digit")
                 run_btn = gr.Button("Noise and denoise", variant="primary", elem_id="img2img-run")
             with gr.Column(scale=2):
                 caption = gr.Markdown(elem_id="img2img-caption")
@@ -94,6 +110,14 @@ def build_img2img(provider: ModelProvider, controls: RunControls, forward_image=
     def img2img(image_path, t, run: RunSettings):
         yield from img2img_frames(provider, image_path, t, run)
 
+    def img2img_class(image_path, t, run: RunSettings, digit):
+        """img2img with its own class (the page's button): every copy gets ``digit`` ("none": unconditional)."""
+        yield from img2img_frames(provider, image_path, t, run.replace(digit=digit))
+
+    outputs = [shown_in, noised, result, caption]
+    fn, inputs = bind(img2img_class, image, t_start, controls, digit)
+    run_btn.click(fn, inputs=inputs, outputs=outputs, api_name="reverse_img2img_class", **SAMPLING)
+    # the API as before: the class of the settings above (API only, like reverse_prev)
+    api_only = gr.Button(visible=False)
     fn, inputs = bind(img2img, image, t_start, controls)
-    run_btn.click(fn, inputs=inputs, outputs=[shown_in, noised, result, caption], api_name="reverse_img2img",
-                  **SAMPLING)
+    api_only.click(fn, inputs=inputs, outputs=outputs, api_name="reverse_img2img", **SAMPLING)

@@ -62,9 +62,9 @@ def frame_rows(traj: tr.Trajectory, k: int) -> tuple[str, list[tuple[str, str]]]
         head = (f"Step {n['step']} of {n['num_steps']} — frame {k}: "
                 f"x_t at t = {n['t']}, the step goes to t_prev = {n['t_prev']}")
     rows = [
-        ("ᾱ_t", n["alpha_bar_t"]), ("ᾱ_{t_prev}", n["alpha_bar_prev"]),
+        ("ᾱ_t", n["alpha_bar_t"]), ("ᾱ at t_prev", n["alpha_bar_prev"]),
         ("log-SNR λ_t (the model's input)", n["log_snr"]),
-        ("σ (std of the noise added)", n["sigma"]),
+        ("σ_t (std of the fresh noise z added)", n["sigma"]),
     ]
     if n["posterior_var"] is not None:
         rows += [("posterior variance β̃_t", n["posterior_var"]),
@@ -196,10 +196,13 @@ def sample_frames(provider: ModelProvider, run: RunSettings, stop: threading.Eve
     frames recorded so far stay, to scrub and export.
     """
     started = time.perf_counter()
+    # the run's own schedule is plotted from its first frame on, so the markers that follow the steps sit on its
+    # curves (the plots held the page's first schedule until the run ended)
     coef_fig, snr_fig = schedule_figures(run.schedule)
     if stop is not None and stop.is_set():  # stopped while waiting for the sampling slot
         yield gr.skip(), gr.skip(), gr.skip(), stopped_caption(None), coef_fig, snr_fig
         return
+    figures = (coef_fig, snr_fig)
     sent = 0  # the page holds frames 0 … sent - 1
     for traj in stream_latest(recorder(provider, run), stop=stop):
         if traj.finished or (stop is not None and stop.is_set()):
@@ -208,11 +211,12 @@ def sample_frames(provider: ModelProvider, run: RunSettings, stop: threading.Eve
         caption = (f"Sampling… step {k + 1} of {traj.num_steps} ({time.perf_counter() - started:.1f} s) — "
                    f"{run.describe()}")
         yield (traj, gr.update(maximum=max(k, 1)), frames_payload(traj, k, k + 1, preview=True, earlier=sent),
-               caption, gr.skip(), gr.skip())
+               caption, *figures)
+        figures = (gr.skip(), gr.skip())
         sent = k + 1
     traj.seconds = time.perf_counter() - started
     if traj.finished:
-        caption = f"Done: {traj.num_steps} steps in {traj.seconds:.2f} s — {run.describe()}"
+        caption = f"Done: {readouts.count(traj.num_steps, 'step')} in {traj.seconds:.2f} s — {run.describe()}"
     else:
         caption = f"{stopped_caption(traj)} ({run.describe()})"
     yield traj, _frame_slider(traj, traj.num_frames - 1), frames_payload(traj), caption, coef_fig, snr_fig
@@ -232,15 +236,31 @@ def step_frame(traj, k, delta: int):
     return (k, *frame_view(traj, k))
 
 
-def export(traj):
-    """The run as an animated GIF and (if finished) the final samples as PNG."""
-    traj = _require(traj)
+def _export_folder() -> Path:
     # in Gradio's own folder: served as they are, and deleted with the app's other temporary files
     upload_folder = Path(get_upload_folder())
     upload_folder.mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(prefix="ddpm-reverse-", dir=upload_folder))
+    return Path(tempfile.mkdtemp(prefix="ddpm-reverse-", dir=upload_folder))
+
+
+def _export_stem(traj: tr.Trajectory) -> str:
     run = traj.settings
-    stem = f"{run.sampler}_{traj.num_steps}steps_seed{run.seed}"
+    return f"{run.sampler}_{traj.num_steps}steps_seed{run.seed}"
+
+
+def export_numbers(traj):
+    """Every recorded step's numbers as a CSV file."""
+    traj = _require(traj)
+    path = _export_folder() / f"numbers_{_export_stem(traj)}.csv"
+    tr.save_numbers_csv(traj, path)
+    return str(path)
+
+
+def export(traj):
+    """The run as an animated GIF (x_t, ε̂, x̂₀) and (if finished) the final samples as PNG."""
+    traj = _require(traj)
+    folder = _export_folder()
+    stem = _export_stem(traj)
     gif = folder / f"trajectory_{stem}.gif"
     tr.save_gif(traj, gif)
     png = None
@@ -297,14 +317,15 @@ def build_reverse_tab(demo: gr.Blocks, provider: ModelProvider, forward_controls
     state = gr.State(None)  # this session's Trajectory
     with gr.Row():
         with gr.Column(scale=1, min_width=320):
+            # first in the column, so Sample and Stop are in view on arrival (they were below the fold)
+            with gr.Row():
+                sample_btn = gr.Button("Sample", variant="primary", elem_id="reverse-sample")
+                stop_btn = gr.Button("Stop", variant="stop", elem_id="reverse-stop")
             controls = RunControls("reverse")
             if forward_controls is not None:
                 copy = gr.Button("Use the Forward tab's schedule", size="sm")
                 copy.click(lambda *v: v, inputs=forward_controls.inputs, outputs=controls.schedule.inputs,
                            api_name="reverse_copy_forward_schedule", show_progress="hidden")
-            with gr.Row():
-                sample_btn = gr.Button("Sample", variant="primary", elem_id="reverse-sample")
-                stop_btn = gr.Button("Stop", variant="stop", elem_id="reverse-stop")
         with gr.Column(scale=2):
             caption = gr.Markdown("Press **Sample** to start.", elem_id="reverse-caption")
             viewer = gr.HTML(VIEWER_HTML, elem_id="reverse-viewer")
@@ -318,11 +339,14 @@ def build_reverse_tab(demo: gr.Blocks, provider: ModelProvider, forward_controls
                 coef_plot = gr.Plot(label="ᾱ_t", elem_classes=[PLOT_CLASS], elem_id="reverse-coef-plot")
                 snr_plot = gr.Plot(label="log-SNR", elem_classes=[PLOT_CLASS], elem_id="reverse-logsnr-plot")
             with gr.Row():
-                export_btn = gr.Button("Export GIF + PNG", size="sm", elem_id="reverse-export")
-                gif_file = gr.File(label="trajectory (GIF)", elem_id="reverse-gif", interactive=False)
+                export_btn = gr.Button("Export GIF + PNG + CSV", size="sm", elem_id="reverse-export")
+                gif_file = gr.File(label="trajectory: x_t, ε̂, x̂₀ (GIF)", elem_id="reverse-gif", interactive=False)
                 png_file = gr.File(label="final samples (PNG)", elem_id="reverse-png", interactive=False)
+                csv_file = gr.File(label="every step's numbers (CSV)", elem_id="reverse-csv", interactive=False)
                 export_btn.click(bind(export, state)[0], inputs=state, outputs=[gif_file, png_file],
                                  api_name="reverse_export", show_progress="minimal")
+                export_btn.click(bind(export_numbers, state)[0], inputs=state, outputs=csv_file,
+                                 api_name="reverse_export_numbers", show_progress="hidden")
             _server_check(state, frame)
 
     default_schedule = controls.schedule.parse(*(c.value for c in controls.schedule.inputs))

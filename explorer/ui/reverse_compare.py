@@ -109,9 +109,10 @@ def build_reverse_compare(provider: ModelProvider, controls: RunControls) -> Non
         what = gr.Radio(list(COMPARE_WHAT), value="schedules", label="compare two", elem_id="compare-what")
         b_schedule = ScheduleControls("cosine", api_prefix="reverse_b", label="Schedule B")
         with gr.Row():
-            b_sampler = gr.Radio(list(SAMPLERS), value="ddpm", label="sampler B")
+            # DDIM by default: DDPM takes every one of T steps (minutes for 16 digits on a laptop CPU)
+            b_sampler = gr.Radio(list(SAMPLERS), value="ddim", label="sampler B", elem_id="compare-b-sampler")
             b_steps = gr.Slider(1, MAX_RECORDED_STEPS, value=DEFAULTS.steps, step=1, label="DDIM steps B")
-            b_eta = gr.Slider(0.0, 1.0, value=0.0, step=0.05, label="DDIM η B")
+            b_eta = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="DDIM η B")  # A's default is η = 0
         with gr.Row():
             compare_btn = gr.Button("Compare", variant="primary", elem_id="reverse-compare")
             stop_btn = gr.Button("Stop", variant="stop", elem_id="reverse-compare-stop")

@@ -1,0 +1,45 @@
+"""What the Reverse and img2img features write (issue 14, items 4, 10): notation rendered, counts that agree."""
+
+import torch
+
+from explorer import trajectory as tr
+from explorer.runs import RunSettings, initial_noise
+from explorer.schedules import make_schedule
+from explorer.ui.img2img import DEFAULT_IMG2IMG_DIGIT, drivers
+from explorer.ui.reverse import frame_rows
+
+S = make_schedule("linear", 20)
+
+
+def _traj():
+    x, g = initial_noise(0, 1)
+    return tr.record_all(lambda x_t, t: torch.zeros_like(x_t), S, x, g, sampler="ddpm")
+
+
+def test_the_numbers_table_writes_alpha_bar_at_t_prev_without_raw_latex():
+    _, rows = frame_rows(_traj(), 3)
+    names = [name for name, _ in rows]
+    assert "ᾱ at t_prev" in names and not any("{" in n for n in names)
+
+
+def test_the_reverse_step_noise_is_z_not_the_closed_forms_epsilon():
+    _, rows = frame_rows(_traj(), 3)
+    assert any(name.startswith("σ_t") and "z" in name for name, _ in rows)
+
+
+def test_img2img_defaults_to_no_class_and_says_the_input_alone_drives_it():
+    run = RunSettings(S, steps=5, digit=DEFAULT_IMG2IMG_DIGIT)
+    assert DEFAULT_IMG2IMG_DIGIT == "none" and "nothing but the noised input" in drivers(run)
+    assert "class 7" in drivers(RunSettings(S, steps=5, digit="7", guidance=3.0))
+
+
+def test_sampling_plots_the_runs_own_schedule_from_the_first_frame_so_markers_follow_the_steps():
+    from explorer.model import ModelProvider, UNet, UNetConfig
+    from explorer.ui.reverse import sample_frames
+
+    torch.manual_seed(0)
+    model = UNet(UNetConfig(patch=2, channels=(16, 32), blocks=(1, 1))).eval()
+    provider = ModelProvider(lambda: (model, {"parameters": 1, "weights": "random"}))
+    first = next(sample_frames(provider, RunSettings(S, sampler="ddpm", n=1, digit="none")))
+    coef_fig = first[4]
+    assert max(coef_fig.data[0].x) == S.T  # the run's T = 20 curves, not the page's first schedule (T = 1000)
