@@ -286,12 +286,15 @@ def _reverse_section(c: _Inputs) -> None:
         reverse.then(None, inputs=paths_box, js=PATHS_JS, api_name="lab2d_draw_paths")
 
 
+SWEEP_NOTE = ("Classifier-free guidance $\\hat\\varepsilon = \\hat\\varepsilon_\\varnothing + "
+              "w(\\hat\\varepsilon_y - \\hat\\varepsilon_\\varnothing)$ samples $\\propto q(x\\mid y)^w\\,"
+              "q(x)^{1-w}$: past w = 1 the samples leave the other classes behind and crowd at the far edge "
+              "of their own modes.")
+
+
 def _sweep_section(c: _Inputs) -> None:
     with gr.Accordion("Guidance sweep (labelled mixtures): w = 0, 1, 3, 8", open=False):
-        gr.Markdown("Classifier-free guidance $\\hat\\varepsilon = \\hat\\varepsilon_\\varnothing + "
-                    "w(\\hat\\varepsilon_y - \\hat\\varepsilon_\\varnothing)$ samples $\\propto q(x\\mid y)^w\\,"
-                    "q(x)^{1-w}$: past w = 1 the samples leave the other classes behind and crowd at the far edge "
-                    "of their own modes.", latex_delimiters=LATEX)
+        gr.Markdown(SWEEP_NOTE, latex_delimiters=LATEX)
         with gr.Row():
             label = gr.Number(0, label="class", precision=0, minimum=0)
             run_sweep = gr.Button("Sweep w")

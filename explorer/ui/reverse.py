@@ -307,6 +307,19 @@ def _server_check(state: gr.State, frame: gr.Slider) -> None:
                        outputs=[frame, *outputs], api_name=name, show_progress="hidden", queue=False)
 
 
+def _exports(state: gr.State) -> None:
+    """The Export button: the trajectory as a GIF, the final samples as a PNG, every step's numbers as a CSV."""
+    with gr.Row():
+        export_btn = gr.Button("Export GIF + PNG + CSV", size="sm", elem_id="reverse-export")
+        gif_file = gr.File(label="trajectory: x_t, ε̂, x̂₀ (GIF)", elem_id="reverse-gif", interactive=False)
+        png_file = gr.File(label="final samples (PNG)", elem_id="reverse-png", interactive=False)
+        csv_file = gr.File(label="every step's numbers (CSV)", elem_id="reverse-csv", interactive=False)
+        export_btn.click(bind(export, state)[0], inputs=state, outputs=[gif_file, png_file],
+                         api_name="reverse_export", show_progress="minimal")
+        export_btn.click(bind(export_numbers, state)[0], inputs=state, outputs=csv_file,
+                         api_name="reverse_export_numbers", show_progress="hidden")
+
+
 def build_reverse_tab(demo: gr.Blocks, provider: ModelProvider, forward_controls=None) -> dict:
     """The Reverse tab's sampling feature; returns its run controls and state (the tab's other features use them).
 
@@ -338,15 +351,7 @@ def build_reverse_tab(demo: gr.Blocks, provider: ModelProvider, forward_controls
             with gr.Row():
                 coef_plot = gr.Plot(label="ᾱ_t", elem_classes=[PLOT_CLASS], elem_id="reverse-coef-plot")
                 snr_plot = gr.Plot(label="log-SNR", elem_classes=[PLOT_CLASS], elem_id="reverse-logsnr-plot")
-            with gr.Row():
-                export_btn = gr.Button("Export GIF + PNG + CSV", size="sm", elem_id="reverse-export")
-                gif_file = gr.File(label="trajectory: x_t, ε̂, x̂₀ (GIF)", elem_id="reverse-gif", interactive=False)
-                png_file = gr.File(label="final samples (PNG)", elem_id="reverse-png", interactive=False)
-                csv_file = gr.File(label="every step's numbers (CSV)", elem_id="reverse-csv", interactive=False)
-                export_btn.click(bind(export, state)[0], inputs=state, outputs=[gif_file, png_file],
-                                 api_name="reverse_export", show_progress="minimal")
-                export_btn.click(bind(export_numbers, state)[0], inputs=state, outputs=csv_file,
-                                 api_name="reverse_export_numbers", show_progress="hidden")
+            _exports(state)
             _server_check(state, frame)
 
     default_schedule = controls.schedule.parse(*(c.value for c in controls.schedule.inputs))
