@@ -38,6 +38,8 @@ def app():
     demo.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def client(app):
+    """A client (one session) per test module: a session's component settings (a slider's maximum after T
+    changed) must not leak from one module's tests into another's."""
     return Client(app.local_url, verbose=False)

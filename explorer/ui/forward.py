@@ -182,9 +182,6 @@ def build_forward_tab(demo: gr.Blocks) -> dict:
                      format="png", elem_id="forward-chain", elem_classes=["ddpm-strip"])
     fn, inputs = bind(forward_chain, x0_image, controls, seed, frames)
     frames.release(fn, inputs=inputs, outputs=chain, show_progress="minimal", api_name="forward_chain")
-    fn, inputs = bind(forward_chain_at, x0_image, controls, seed, frames, t_slider)
-    t_slider.release(fn, inputs=inputs, outputs=chain, trigger_mode="always_last", show_progress="hidden",
-                     api_name="forward_chain_at")
     with gr.Accordion("The math at this t", open=True):
         math = gr.Markdown(latex_delimiters=LATEX, elem_id="forward-math")
         # the t the math panel shows: every way t changes (keys, typing, ↺, the server) sets it, clamped to T, and a
@@ -197,6 +194,10 @@ def build_forward_tab(demo: gr.Blocks) -> dict:
         fn, inputs = bind(forward_math, controls, math_t)
         math_t.change(fn, inputs=inputs, outputs=math, trigger_mode="always_last", show_progress="hidden",
                       api_name="forward_math")
+        # the chain frames the frame nearest the same t (set on release, by keys, typing or ↺, clamped to T)
+        fn, inputs = bind(forward_chain_at, x0_image, controls, seed, frames, math_t)
+        math_t.change(fn, inputs=inputs, outputs=chain, trigger_mode="always_last", show_progress="hidden",
+                      api_name="forward_chain_at")
     with gr.Accordion("Double-check: the same x_t computed by the server in Python (the page draws it in your "
                       "browser)", open=False):
         render_button = gr.Button("Render x_t on the server")
