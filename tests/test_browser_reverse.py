@@ -130,7 +130,7 @@ def test_the_page_draws_the_same_pixels_as_the_servers_reverse_view(page):
     for k in (0, 17, 49, 50):
         page.locator("#reverse-frame input[type=number]").fill(str(k))
         page.locator("#reverse-frame input[type=number]").press("Enter")
-        page.wait_for_function(f"() => document.querySelector('{XT}').dataset.frame === '{k}'", timeout=30_000)
+        page.wait_for_function(f"() => document.querySelector('{XT}').dataset.frame === '{k}'", timeout=90_000)
         page.locator("#reverse-server-view").click()
         expect(page.locator("#reverse-server-viewer img[data-key=x_t]")).to_have_attribute(
             "data-frame", str(k), timeout=30_000)

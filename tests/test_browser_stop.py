@@ -60,7 +60,7 @@ def held_frames(page) -> int:
     return int(page.evaluate(f"() => +(document.querySelector('{VIEWER}').dataset.frames || 0)"))
 
 
-def wait_held(page, at_least, timeout=60_000):
+def wait_held(page, at_least, timeout=180_000):  # generous: DDPM × 16 crawls when the test workers share 2 cores
     page.wait_for_function(f"() => +(document.querySelector('{VIEWER}').dataset.frames || 0) >= {at_least}",
                            timeout=timeout)
 
