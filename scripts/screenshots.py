@@ -34,6 +34,7 @@ TABS = {
     "forward": ("Forward", "#fwd-coef-plot .js-plotly-plot"),
     "compare": ("Compare", "#compare-chains img"),
     "reverse": ("Reverse", "#reverse-model-status"),
+    "step_lab": ("Step microscope", "#steplab-model-status"),
     "tiny_sd": ("Stable Diffusion in miniature", None),
     "lab2d": ("2-D lab", None),
 }

@@ -97,6 +97,37 @@ def test_img2img_shows_its_input_enlarged_and_defaults_to_no_class(page):
     assert image.bounding_box()["width"] >= 150  # the 28×28 digit, enlarged
 
 
+EXPORT_SIZES_JS = """async () => {
+  const size = async (sel) => {
+    const blob = await (await fetch(document.querySelector(sel + ' a[href]').href)).blob();
+    const bitmap = await createImageBitmap(blob);
+    return [bitmap.width, bitmap.height];
+  };
+  const csv = await (await fetch(document.querySelector('#reverse-csv a[href]').href)).text();
+  return {gif: await size('#reverse-gif'), png: await size('#reverse-png'), csv: csv.trim().split('\\n')};
+}"""
+
+
+def test_export_gives_a_gif_of_all_three_views_a_png_and_a_csv_worth_keeping(page):
+    open_tab(page, "Reverse")
+    for label, value in (("DDIM steps (DDPM takes all T)", 5), ("samples", 4)):
+        number = page.get_by_label(f"number input for {label}", exact=True)
+        number.fill(str(value))
+        number.press("Enter")
+        number.blur()
+    page.locator("#reverse-sample").click()
+    expect(page.locator("#reverse-caption")).to_contain_text("Done: 5 steps", timeout=120_000)
+    page.locator("#reverse-export").click()
+    for sel in ("#reverse-gif", "#reverse-png", "#reverse-csv"):
+        page.wait_for_selector(f"{sel} a[href]", timeout=60_000)
+    got = page.evaluate(EXPORT_SIZES_JS)
+    (gif_w, gif_h), (png_w, png_h) = got["gif"], got["png"]
+    assert gif_w >= 3 * 2 * 84 and gif_h >= 2 * 84  # x_t, ε̂ and x̂₀ side by side, 2×2 digits of ≥ 84 px each
+    assert png_w >= 2 * 84 and png_h >= 2 * 84
+    header, *rows = got["csv"]
+    assert header.split(",")[0] == "step" and len(rows) == 5  # one row per step
+
+
 def test_dark_mode_plots_follow_the_theme(app, page):  # last: it leaves the page dark
     page.goto(app.local_url + "?__theme=dark")
     page.wait_for_selector("#fwd-coef-plot .js-plotly-plot .gtitle", timeout=60_000)

@@ -41,14 +41,18 @@ def page(app):  # the whole app, from conftest
         yield page
 
 
+WAIT_MS = 30_000
+
+
 def assert_every_view_at(page, t):
-    """The image, the numbers table, the plot marker and the math panel all show t."""
-    page.wait_for_function(f"() => document.querySelector('{CANVAS}').dataset.t === '{t}'", timeout=10_000)
+    """The image, the numbers table, the plot marker and the math panel all show t (within WAIT_MS: the suite's
+    two workers can load the machine heavily)."""
+    page.wait_for_function(f"() => document.querySelector('{CANVAS}').dataset.t === '{t}'", timeout=WAIT_MS)
     expect(page.locator('.ddpm-numbers [data-key="t"]')).to_have_text(str(t))
     expect(page.locator('.ddpm-numbers [data-key="alpha_bar"]')).to_have_text(
         readouts.format_number(make_schedule("linear", 1000).alpha_bars[t]))
-    page.wait_for_function(f"() => ({MARKER_X_JS})() === {t}", timeout=10_000)
-    expect(page.locator(MATH)).to_contain_text(f"t = {t} of T = 1000", timeout=10_000)
+    page.wait_for_function(f"() => ({MARKER_X_JS})() === {t}", timeout=WAIT_MS)
+    expect(page.locator(MATH)).to_contain_text(f"t = {t} of T = 1000", timeout=WAIT_MS)
 
 
 def test_reset_moves_every_view_back(page):

@@ -131,11 +131,16 @@ def test_api_image_inputs_refuse_or_use_every_file_without_tracebacks(app, clien
 
 
 def test_old_temp_files_are_deleted_and_examples_kept(app, client, files):
-    rendered, _ = client.predict(handle_file(str(files["rgba.png"])), *LINEAR, 0, 7, api_name="/render_forward")
-    server_copy = next(name for names in app.temp_file_sets for name in names if name.endswith("image.png"))
+    def temp_files() -> set:
+        return {name for names in app.temp_file_sets for name in names}
+
+    before = temp_files()
+    client.predict(handle_file(str(files["rgba.png"])), *LINEAR, 0, 7, api_name="/render_forward")
+    made = temp_files() - before  # this call's rendered x_t (and the upload's copy, unless already there)
+    assert made and all(os.path.exists(name) for name in made)
     kept = {name for block in app.blocks.values() for name in getattr(block, "keep_in_cache", ())}
     assert delete_old_temp_files(app, age=-1) > 0
-    assert not os.path.exists(server_copy)
+    assert not any(os.path.exists(name) for name in made)
     assert kept and all(os.path.exists(name) for name in kept)  # the bundled examples stay
     assert_still_serving(client)
 
