@@ -30,7 +30,7 @@ def page(app):  # the whole app, from conftest
         yield page
 
 
-def wait_for_t(page, t, timeout=60_000):
+def wait_for_t(page, t, timeout=180_000):
     page.wait_for_function(f"() => document.querySelector('{CANVAS}')?.dataset.t === '{t}'", timeout=timeout)
 
 

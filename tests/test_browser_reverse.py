@@ -169,8 +169,8 @@ def test_sample_during_a_run_starts_afresh(page):
 def test_play_advances_frames_and_pause_stops(page):
     sample_and_wait(page)
     page.locator("#reverse-play").click()  # at the last frame, Play starts again from the first
-    page.wait_for_function(f"() => {{ const v = +document.querySelector('{FRAME}').value; return v > 3 && v < 50; }}",
-                           timeout=30_000)
+    # frames advance (on a loaded machine Play may reach the last frame before a poll sees one in between)
+    page.wait_for_function(f"() => +document.querySelector('{FRAME}').value > 3", timeout=60_000)
     page.locator("#reverse-pause").click()
     paused = page.locator(FRAME).input_value()
     page.wait_for_timeout(1000)
