@@ -124,6 +124,7 @@ def test_an_empty_drawing_gets_a_warning_and_x0_stays(page):
 
 
 def test_the_brush_is_ready_so_a_drag_draws_the_new_x0(page):
+    page.get_by_role("tab", name="Forward", exact=True).click()  # the tests run in any order (pytest-randomly)
     page.get_by_role("tab", name="Draw").click()
     x0_src = page.locator("#x0-image img").get_attribute("src")
     box = page.locator("#forward-sketch .pixi-target canvas").bounding_box()

@@ -23,7 +23,7 @@ from PIL import Image
 
 from explorer import data
 from explorer import trajectory as tr
-from explorer.model import CheckpointError, UNet, UNetConfig
+from explorer.model import CheckpointError
 from explorer.samplers import model_eps_fn
 from explorer.schedules import make_schedule
 from explorer.ui import delete_old_temp_files
@@ -33,19 +33,12 @@ from explorer.runs import MAX_GUIDANCE, RunSettings, image_to_digit_tensor, init
 from explorer.trajectory import compare_frame
 from explorer.ui import build_reverse
 from explorer.ui.sampling import GRID_SIDE
+from tiny_models import tiny_model
 from served_app import launch
 
 LINEAR = ["linear", 1000, 1e-4, 0.02, 0.008, False]
 COSINE = ["cosine", 1000, 1e-4, 0.02, 0.008, False]
 DIGIT = str(data.ASSETS_DIR / "mnist_3.png")
-
-
-def tiny_model() -> UNet:
-    torch.manual_seed(0)
-    model = UNet(UNetConfig(patch=2, channels=(16, 32), blocks=(1, 1))).eval()
-    with torch.no_grad():
-        model.head[-1].weight.normal_(0, 0.05)  # the head starts at zero; give ε̂ some signal
-    return model
 
 
 class CountingLoader:

@@ -15,25 +15,18 @@ import pytest
 import torch
 from gradio_client import Client
 
-from explorer.model import ModelProvider, UNet, UNetConfig
+from explorer.model import ModelProvider
 from explorer.runs import RunSettings
 from explorer.schedules import make_schedule
 from explorer.steplab import GUIDANCE_ROW, StepLabSettings
 from explorer.ui.step_lab import build_step_lab_tab, run_frames
+from tiny_models import tiny_model
 from served_app import error_message, launch, raw_call
 
 LINEAR = ["linear", 100, 1e-4, 0.02, 0.008, False]
 CARD = {"parameters": 1, "training": {"steps_done": 0}, "weights": "random",
         "evaluation": {"fp32": {"configs": {"linear/ddim50/w=0": {"agreement": 0.1, "spread_ratio": 1.1},
                                             "linear/ddim50/w=3": {"agreement": 1.0, "spread_ratio": 0.9}}}}}
-
-
-def tiny_model() -> UNet:
-    torch.manual_seed(0)
-    model = UNet(UNetConfig(patch=2, channels=(16, 32), blocks=(1, 1))).eval()
-    with torch.no_grad():
-        model.head[-1].weight.normal_(0, 0.05)  # the head starts at zero; give ε̂ some signal
-    return model
 
 
 @pytest.fixture(scope="module")
