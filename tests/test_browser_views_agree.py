@@ -47,7 +47,12 @@ WAIT_MS = 30_000
 def assert_every_view_at(page, t):
     """The image, the numbers table, the plot marker and the math panel all show t (within WAIT_MS: the suite's
     two workers can load the machine heavily)."""
-    page.wait_for_function(f"() => document.querySelector('{CANVAS}').dataset.t === '{t}'", timeout=WAIT_MS)
+    try:
+        page.wait_for_function(f"() => document.querySelector('{CANVAS}').dataset.t === '{t}'", timeout=WAIT_MS)
+    except Exception as error:  # say what the page showed instead, and where the slider stood
+        shown = page.evaluate(f"() => [document.querySelector('{CANVAS}').dataset.t, "
+                              f"document.querySelector('{SLIDER}').value, document.activeElement?.outerHTML?.slice(0, 80)]")
+        raise AssertionError(f"canvas never showed t={t}; canvas t, slider value, focus: {shown}") from error
     expect(page.locator('.ddpm-numbers [data-key="t"]')).to_have_text(str(t))
     expect(page.locator('.ddpm-numbers [data-key="alpha_bar"]')).to_have_text(
         readouts.format_number(make_schedule("linear", 1000).alpha_bars[t]))
@@ -62,11 +67,12 @@ def test_reset_moves_every_view_back(page):
     assert_every_view_at(page, 250)
 
 
-@pytest.mark.parametrize("key, t", [("ArrowRight", 251), ("End", 1000), ("Home", 0), ("PageUp", 100)])
-def test_keys_move_every_view(page, key, t):
-    if key == "ArrowRight":
-        page.locator(SLIDER).fill("250")
-        assert_every_view_at(page, 250)
+@pytest.mark.parametrize("start, key, t", [(250, "ArrowRight", 251), (250, "End", 1000), (250, "Home", 0),
+                                           (0, "PageUp", 100), (1000, "PageDown", 900)])
+def test_keys_move_every_view(page, start, key, t):
+    # each case sets its own start, so it holds in any order and when it is run again after a timeout
+    page.locator(SLIDER).fill(str(start))
+    assert_every_view_at(page, start)
     page.locator(SLIDER).focus()
     page.keyboard.press(key)
     assert_every_view_at(page, t)
