@@ -81,8 +81,9 @@
     async previewOnly(r, c) {
       const frames = {};
       for (const key of KEYS) frames[key] = [await inflate(c[key])];
+      if (!this.follow || this.run !== r) return; // a frame was chosen meanwhile (or a new run began): it stays
       this.paint({ ...r, frames }, 0, c.start, c.numbers[0], c.markers[0]);
-      this.shown = -1;
+      this.shown = -1; // what is shown is not a held frame
     },
 
     count() { return this.run ? this.run.numbers.length : 0; },
