@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -20,12 +18,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 
-from explorer.ui import build_demo, launch_settings  # noqa: E402
+from benchmarks.common import app_in_chromium, machine_line  # noqa: E402
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 VIEW = "#compare-view .ddpm-cmp"
 # Moves the slider like a user (the range input's input event); resolves when both sides are drawn and the browser
 # has produced the next frame (the images are on screen).
@@ -41,13 +36,6 @@ MOVE_JS = """async (f) => {
   await new Promise((r) => requestAnimationFrame(() => r()));
   return [drawn - start, performance.now() - start];
 }"""
-
-
-def cpu_name() -> str:
-    for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
-        if line.startswith("Model name:"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
 
 
 def pct(values, q) -> float:
@@ -68,40 +56,24 @@ def bench(page, moves: int, what: str) -> None:
 
 
 def main() -> None:
-    from playwright.sync_api import sync_playwright
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--moves", type=int, default=60)
     args = parser.parse_args()
-    print(f"CPU: {cpu_name()}, {os.cpu_count()} cores, bfloat16 native: "
-          f"{torch.ops.mkldnn._is_mkldnn_bf16_supported()}, load average before: {os.getloadavg()[0]:.2f}")
-    demo = build_demo()
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    demo.queue().launch(**launch_settings(prevent_thread_lock=True, server_port=port, quiet=True))
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(demo.local_url)
-            page.wait_for_function("() => document.querySelector('#ddpm-fwd-canvas')?.dataset.t === '250'",
-                                   timeout=60_000)
-            page.get_by_role("tab", name="Compare").click()
-            page.wait_for_function(f"() => document.querySelector('{VIEW}')?.dataset.position === '500'",
-                                   timeout=60_000)
-            time.sleep(1.0)
-            bench(page, args.moves, "28×28 digit")
-            page.get_by_role("tab", name="Forward").click()
-            page.locator("img[src*='astronaut']").first.click()
-            page.wait_for_function("() => document.querySelector('#ddpm-fwd-canvas').width === 256", timeout=60_000)
-            page.get_by_role("tab", name="Compare").click()
-            page.wait_for_function(f"() => document.querySelector('{VIEW} canvas').width === 256", timeout=60_000)
-            time.sleep(1.0)
-            bench(page, args.moves, "256×256 RGB photo")
-            browser.close()
-    finally:
-        demo.close()
+    print(machine_line())
+    with app_in_chromium() as page:
+        page.wait_for_function("() => document.querySelector('#ddpm-fwd-canvas')?.dataset.t === '250'",
+                               timeout=60_000)
+        page.get_by_role("tab", name="Compare").click()
+        page.wait_for_function(f"() => document.querySelector('{VIEW}')?.dataset.position === '500'", timeout=60_000)
+        time.sleep(1.0)
+        bench(page, args.moves, "28×28 digit")
+        page.get_by_role("tab", name="Forward").click()
+        page.locator("img[src*='astronaut']").first.click()
+        page.wait_for_function("() => document.querySelector('#ddpm-fwd-canvas').width === 256", timeout=60_000)
+        page.get_by_role("tab", name="Compare").click()
+        page.wait_for_function(f"() => document.querySelector('{VIEW} canvas').width === 256", timeout=60_000)
+        time.sleep(1.0)
+        bench(page, args.moves, "256×256 RGB photo")
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
 import sys
 import time
@@ -20,15 +19,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
+from benchmarks.common import app_in_chromium, machine_line  # noqa: E402
 from explorer import data  # noqa: E402
-from explorer.ui import build_demo, launch_settings  # noqa: E402
+from explorer.ui import build_demo  # noqa: E402
 from explorer.ui.controls import ScheduleControls  # noqa: E402
 from explorer.ui.forward import render_forward  # noqa: E402
 
 PHOTO = str(data.ASSETS_DIR / "astronaut.png")
 LINEAR = ("linear", 1000, 1e-4, 0.02, 0.008, False)
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 
 # Moves the slider like a user (the range input's input event) and resolves when the new x_t has been drawn
 # and the browser has produced the next frame (the image is on screen).
@@ -65,46 +63,32 @@ def bench_handler(repeats: int = 50) -> None:
 
 
 def bench_browser(moves: int) -> None:
-    from playwright.sync_api import sync_playwright
-
-    demo = build_demo()
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    demo.queue().launch(**launch_settings(prevent_thread_lock=True, server_port=port, quiet=True))
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(demo.local_url)
-            page.wait_for_function("() => document.querySelector('#ddpm-fwd-canvas')?.dataset.t === '250'",
-                                   timeout=60_000)
-            page.locator("img[src*='astronaut']").first.click()
-            page.wait_for_function("() => document.querySelector('#ddpm-fwd-canvas').width === 256", timeout=60_000)
-            time.sleep(1.0)
-            show = [page.evaluate(SHOW_ONLY_JS, 100 + i) for i in range(moves)]
-            print(f"(a') browser handler ddpmForward.show (x_t, pixels, numbers), 256×256 RGB: "
-                  f"median {statistics.median(show):.2f} ms, p95 {percentile(show, 95):.2f} ms")
-            drawn, painted = [], []
-            rng = np.random.default_rng(0)
-            for t in rng.integers(1, 1000, size=moves):
-                d, f = page.evaluate(MOVE_JS, int(t))
-                drawn.append(d)
-                painted.append(f)
-                time.sleep(0.03)  # a user's drag: ~30 moves per second
-            print(f"(b) slider move -> new x_t on screen (next frame), 256×256 RGB, {moves} moves: "
-                  f"p50 {percentile(painted, 50):.1f} ms, p95 {percentile(painted, 95):.1f} ms "
-                  f"(drawn into canvas: p50 {percentile(drawn, 50):.1f} ms, p95 {percentile(drawn, 95):.1f} ms)")
-            browser.close()
-    finally:
-        demo.close()
+    with app_in_chromium() as page:
+        page.wait_for_function("() => document.querySelector('#ddpm-fwd-canvas')?.dataset.t === '250'",
+                               timeout=60_000)
+        page.locator("img[src*='astronaut']").first.click()
+        page.wait_for_function("() => document.querySelector('#ddpm-fwd-canvas').width === 256", timeout=60_000)
+        time.sleep(1.0)
+        show = [page.evaluate(SHOW_ONLY_JS, 100 + i) for i in range(moves)]
+        print(f"(a') browser handler ddpmForward.show (x_t, pixels, numbers), 256×256 RGB: "
+              f"median {statistics.median(show):.2f} ms, p95 {percentile(show, 95):.2f} ms")
+        drawn, painted = [], []
+        rng = np.random.default_rng(0)
+        for t in rng.integers(1, 1000, size=moves):
+            d, f = page.evaluate(MOVE_JS, int(t))
+            drawn.append(d)
+            painted.append(f)
+            time.sleep(0.03)  # a user's drag: ~30 moves per second
+        print(f"(b) slider move -> new x_t on screen (next frame), 256×256 RGB, {moves} moves: "
+              f"p50 {percentile(painted, 50):.1f} ms, p95 {percentile(painted, 95):.1f} ms "
+              f"(drawn into canvas: p50 {percentile(drawn, 50):.1f} ms, p95 {percentile(drawn, 95):.1f} ms)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--moves", type=int, default=60)
     args = parser.parse_args()
-    print(f"CPU cores: {os.cpu_count()}, load average before: {os.getloadavg()[0]:.2f}")
+    print(machine_line())
     bench_handler()
     bench_browser(args.moves)
     print(f"load average after: {os.getloadavg()[0]:.2f}")

@@ -24,15 +24,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np
 import torch
 
-from benchmarks.common import cpu_name
+from benchmarks.common import app_in_chromium, cpu_name
 from explorer.lab2d import data, metrics, sampling
 from explorer.lab2d.model import shipped_model
 from explorer.lab2d.score import ExactMixtureDenoiser
 from explorer.samplers import bf16_is_fast
 from explorer.schedules import make_schedule
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 HELD_OUT_SEEDS = (1001, 1002)  # training used seed 0
 SAMPLE_SEED = 7
 
@@ -74,39 +72,24 @@ def bench_quality(n: int, presets) -> None:
 
 
 def bench_page(moves: int) -> None:
-    from playwright.sync_api import sync_playwright
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-    from served_app import launch
-
-    from explorer.ui import build_demo
-
-    demo = launch(build_demo())
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 1100})
-            page.goto(demo.local_url)
-            page.get_by_role("tab", name="2-D lab").click()
-            page.wait_for_function("() => document.querySelector('#lab2d-canvas')?.dataset.t === '200'",
-                                   timeout=120_000)
-            page.locator("#lab2d-show-exact").check()
-            page.locator("#lab2d-show-error").check()
-            time.sleep(1.0)
-            show = [page.evaluate(SHOW_ONLY_JS, 100 + i) for i in range(moves)]
-            painted = []
-            rng = np.random.default_rng(0)
-            for t in rng.integers(1, 1000, size=moves):
-                painted.append(page.evaluate(MOVE_JS, int(t)))
-                time.sleep(0.03)  # a user's drag: ~30 moves per second
-            pct = lambda v, q: float(np.percentile(v, q))
-            print(f"\n(b) ring8, 2,000 points + density bands + 3 arrow layers (17×17), {moves} moves:")
-            print(f"    ddpmLab2d.show alone: p50 {pct(show, 50):.2f} ms, p95 {pct(show, 95):.2f} ms")
-            print(f"    input event -> next animation frame (in the page): p50 {pct(painted, 50):.1f} ms, "
-                  f"p95 {pct(painted, 95):.1f} ms (target 16.7 ms)")
-            browser.close()
-    finally:
-        demo.close()
+    with app_in_chromium(height=1100) as page:
+        page.get_by_role("tab", name="2-D lab").click()
+        page.wait_for_function("() => document.querySelector('#lab2d-canvas')?.dataset.t === '200'",
+                               timeout=120_000)
+        page.locator("#lab2d-show-exact").check()
+        page.locator("#lab2d-show-error").check()
+        time.sleep(1.0)
+        show = [page.evaluate(SHOW_ONLY_JS, 100 + i) for i in range(moves)]
+        painted = []
+        rng = np.random.default_rng(0)
+        for t in rng.integers(1, 1000, size=moves):
+            painted.append(page.evaluate(MOVE_JS, int(t)))
+            time.sleep(0.03)  # a user's drag: ~30 moves per second
+        pct = lambda v, q: float(np.percentile(v, q))
+        print(f"\n(b) ring8, 2,000 points + density bands + 3 arrow layers (17×17), {moves} moves:")
+        print(f"    ddpmLab2d.show alone: p50 {pct(show, 50):.2f} ms, p95 {pct(show, 95):.2f} ms")
+        print(f"    input event -> next animation frame (in the page): p50 {pct(painted, 50):.1f} ms, "
+              f"p95 {pct(painted, 95):.1f} ms (target 16.7 ms)")
 
 
 def main() -> None:

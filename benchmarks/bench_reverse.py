@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
 import sys
 import time
@@ -28,11 +27,12 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from gradio_client import Client  # noqa: E402
 
+from benchmarks.common import served  # noqa: E402
 from explorer import trajectory as tr  # noqa: E402
 from explorer.model import DEFAULT_MODEL  # noqa: E402
 from explorer.runs import RunSettings  # noqa: E402
 from explorer.samplers import bf16_is_fast  # noqa: E402
-from explorer.ui import build_demo, launch_settings  # noqa: E402
+from explorer.ui import build_demo  # noqa: E402
 from explorer.ui.controls import ScheduleControls  # noqa: E402
 from explorer.ui.reverse import frame_view, sample_frames  # noqa: E402
 
@@ -88,9 +88,6 @@ def bench_app(client: Client, guidance: float, runs: int):
     summary(f"(b) app: end to end, DDIM-50 × 16, w={guidance:g}", total, 1500)
 
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
-# Clicks Sample and resolves with [first streamed x_t image on screen, "Done" caption of this run] in ms.
 # Clicks Sample and resolves with [first streamed x_t on screen, every frame in the page after "Done"] in ms.
 CLICK_JS = """async (seed) => {
   const canvas = () => document.querySelector('#reverse-viewer canvas[data-key=x_t]');
@@ -141,12 +138,10 @@ PLAY_JS = """async () => {
 
 
 def bench_browser(url: str, runs: int):
-    from playwright.sync_api import expect, sync_playwright
+    from browser import app_page
+    from playwright.sync_api import expect
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(url)
+    with app_page(url) as page:
         page.get_by_role("tab", name="Reverse").click()
         expect(page.locator("#reverse-model-status")).to_contain_text("Model", timeout=60_000)
         first, total = [], []
@@ -163,7 +158,6 @@ def bench_browser(url: str, runs: int):
         slider = [page.evaluate(SCRUB_JS, ["slider", int(k)]) for k in rng.integers(0, 51, 100) if k != 50]
         buttons = [page.evaluate(SCRUB_JS, [how, 0]) for how in ["prev"] * 25 + ["next"] * 25]
         fps = page.evaluate(PLAY_JS)
-        browser.close()
     summary("(c) Chromium: drag the frame slider -> new frame painted (in the page)", slider, 16.7)
     summary("(c) Chromium: click ◀ / ▶ -> new frame painted (in the page)", buttons, 16.7)
     print(f"(c) Chromium: Play draws {fps:.1f} frames/s (target ≥ 30)")
@@ -212,19 +206,13 @@ def main():
         if a.guidance == 1.0:
             bench_in_process(3.0, max(2, a.runs // 2))
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    demo.queue().launch(**launch_settings(prevent_thread_lock=True, server_port=port))
-    try:
+    with served(demo):
         if a.page_only or a.guidance == 1.0:
             bench_browser(demo.local_url, a.runs)
         if not a.page_only:
             client = Client(demo.local_url, verbose=False)
             bench_app(client, a.guidance, a.runs)
             bench_scrub(traj, client, a.scrubs)
-    finally:
-        demo.close()
 
     big = tr.Trajectory.empty(1000, 16)
     print(f"(d) 1000-step trajectory of 16 digits: {big.nbytes / 2**20:.1f} MiB (limit 50 MB)")

@@ -20,11 +20,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from benchmarks.common import app_in_chromium  # noqa: E402
 from explorer.model import DEFAULT_MODEL  # noqa: E402
 from explorer.runs import RunSettings  # noqa: E402
 from explorer.samplers import bf16_is_fast, model_eps_fn, sample  # noqa: E402
@@ -105,30 +105,22 @@ CLICK_JS = """async ([row, col]) => {
 
 
 def bench_browser(scrubs: int):
-    from browser import app_page
-    from explorer.ui import build_demo
-    from served_app import launch
-
-    demo = launch(build_demo())
-    try:
-        with app_page(demo.local_url, height=1400) as page:
-            page.get_by_role("tab", name="Step microscope").click()
-            page.locator("#steplab-run").click()
-            page.wait_for_function(
-                "() => document.querySelector('#steplab-view .ddpm-steplab')?.dataset.count === '50'", timeout=120_000)
-            rng = np.random.default_rng(0)
-            frames = [int(k) for k in rng.integers(0, 50, scrubs)]
-            frames = [k if k != frames[i - 1] else (k + 1) % 50 for i, k in enumerate(frames)]
-            times = np.array([page.evaluate(SCRUB_JS, k) for k in frames])
-            summary("(c) scrub: input event -> every view redrawn", times[:, 0], 16.7)
-            summary("(c) scrub: input event -> next animation frame (painted)", times[:, 1], 16.7)
-            summary("(c) the page's redraw of every view alone (ddpmStepLab.draw)",
-                    [page.evaluate(DRAW_ONLY_JS, k) for k in frames], 16.7)
-            pixels = [[int(r), int(c)] for r, c in rng.integers(0, 28, (30, 2))]
-            summary("(c) pixel click -> densities and series drawn and painted",
-                    [page.evaluate(CLICK_JS, p) for p in pixels], 100)
-    finally:
-        demo.close()
+    with app_in_chromium(height=1400) as page:
+        page.get_by_role("tab", name="Step microscope").click()
+        page.locator("#steplab-run").click()
+        page.wait_for_function(
+            "() => document.querySelector('#steplab-view .ddpm-steplab')?.dataset.count === '50'", timeout=120_000)
+        rng = np.random.default_rng(0)
+        frames = [int(k) for k in rng.integers(0, 50, scrubs)]
+        frames = [k if k != frames[i - 1] else (k + 1) % 50 for i, k in enumerate(frames)]
+        times = np.array([page.evaluate(SCRUB_JS, k) for k in frames])
+        summary("(c) scrub: input event -> every view redrawn", times[:, 0], 16.7)
+        summary("(c) scrub: input event -> next animation frame (painted)", times[:, 1], 16.7)
+        summary("(c) the page's redraw of every view alone (ddpmStepLab.draw)",
+                [page.evaluate(DRAW_ONLY_JS, k) for k in frames], 16.7)
+        pixels = [[int(r), int(c)] for r, c in rng.integers(0, 28, (30, 2))]
+        summary("(c) pixel click -> densities and series drawn and painted",
+                [page.evaluate(CLICK_JS, p) for p in pixels], 100)
 
 
 def main():

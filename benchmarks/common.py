@@ -1,4 +1,5 @@
-"""What every benchmark here shares: the machine line its figures are read against, and a timing loop."""
+"""What every benchmark here shares: the machine line its figures are read against, a timing loop, and the app
+served and opened in headless Chromium as the browser tests do (tests/served_app.py, tests/browser.py)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ import platform
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(1, str(ROOT / "tests"))  # served_app and browser: the tests' own launch and Chromium helpers
 
 import torch  # noqa: E402
 
@@ -41,3 +45,26 @@ def timed(fn, repeats: int, warmup: bool = True) -> list[float]:
         fn()
         out.append(time.perf_counter() - t0)
     return out
+
+
+@contextmanager
+def served(demo):
+    """``demo`` served on a free loopback port as app.py serves it (tests/served_app.launch); closed on leaving."""
+    from served_app import launch
+
+    launch(demo)
+    try:
+        yield demo
+    finally:
+        demo.close()
+
+
+@contextmanager
+def app_in_chromium(demo=None, height: int = 1000):
+    """The whole app (``build_demo()`` unless given) served, and a headless Chromium page open at it."""
+    from browser import app_page
+
+    from explorer.ui import build_demo
+
+    with served(demo or build_demo()) as app, app_page(app.local_url, height=height) as page:
+        yield page
