@@ -182,7 +182,8 @@ def uses_bf16(precision: str, device: torch.device | str = "cpu") -> bool:
     return precision == "bf16" or (precision == "auto" and bf16_is_fast(device))
 
 
-def model_eps_fn(model, s: Schedule, labels: torch.Tensor, guidance: float = 0.0, precision: str = "auto") -> EpsFn:
+def model_eps_fn(model, s: Schedule, labels: torch.Tensor, guidance: float = 0.0, precision: str = "auto",
+                 parts: list | None = None) -> EpsFn:
     """ε̂(x_t, t) from the pretrained UNet with classifier-free guidance scale ``guidance``.
 
     The model is conditioned on λ_t = log-SNR of the schedule at t, so any
@@ -191,6 +192,8 @@ def model_eps_fn(model, s: Schedule, labels: torch.Tensor, guidance: float = 0.0
     where the device runs it natively, else float32); its ε̂ comes back as float32
     and every sampler equation stays in float32 / float64. The network runs on
     the model's device; x_t goes there and ε̂ comes back to x_t's device.
+    ``parts``, a list, gets each call's (ε̂_cond, ε̂_uncond) appended (float32, on x_t's device): the two passes
+    the guided ε̂ was combined from, or (None, None) where guidance ran one pass (w = 0, w = 1, null class only).
     """
     from .devices import model_device
     from .model import guided_eps
@@ -203,7 +206,9 @@ def model_eps_fn(model, s: Schedule, labels: torch.Tensor, guidance: float = 0.0
     def eps_fn(x: torch.Tensor, t: int) -> torch.Tensor:
         log_snr = torch.full((x.shape[0],), float(s.log_snr[t]), dtype=torch.float32, device=device)  # (B,)
         with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-            eps = guided_eps(model, x.to(device), log_snr, labels, guidance)[0]
+            eps, eps_cond, eps_uncond = guided_eps(model, x.to(device), log_snr, labels, guidance)
+        if parts is not None:
+            parts.append(tuple(None if p is None else p.float().to(x.device) for p in (eps_cond, eps_uncond)))
         return eps.float().to(x.device)
 
     return eps_fn
