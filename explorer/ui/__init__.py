@@ -44,9 +44,9 @@ def build_demo() -> gr.Blocks:
             with gr.Tab("Compare", id="compare") as compare_tab:
                 build_compare_tab(demo, forward["x0_image"], compare_tab)
             with gr.Tab("Reverse", id="reverse"):
-                build_reverse(demo, DEFAULT_MODEL, forward)
+                reverse = build_reverse(demo, DEFAULT_MODEL, forward)
             with gr.Tab("Step microscope", id="step_lab"):
-                build_step_lab_tab(demo, DEFAULT_MODEL)
+                build_step_lab_tab(demo, DEFAULT_MODEL, reverse["state"])  # it can inspect the Reverse tab's run
             with gr.Tab("Stable Diffusion in miniature", id="tiny_sd"):
                 build_tiny_sd_tab(demo)
             with gr.Tab("2-D lab", id="lab2d"):
