@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
+from plotly.colors import sample_colorscale
 
 from .diffusion import X0_RANGE
 from .readouts import NUMBER_LABELS, schedule_arrays
@@ -193,24 +194,32 @@ def guidance_evaluation_figure(evaluation: dict) -> go.Figure:
     return fig
 
 
-def trajectory_map_figure(cloud: np.ndarray, cloud_labels: np.ndarray, paths: dict[str, np.ndarray], digits,
+def trajectory_map_figure(cloud: np.ndarray, cloud_labels: np.ndarray, paths: dict[str, np.ndarray], seeds, digits,
                           run_path: np.ndarray | None) -> go.Figure:
-    """The data's cloud, the DDPM and DDIM paths of each digit, and the Step microscope's recorded run, in PCA
-    coordinates (the Step microscope's trajectory map)."""
+    """The data's cloud, the DDPM and DDIM paths of every (seed, digit) — row i of ``paths[sampler]`` is seed
+    ``seeds[i // len(digits)]``, digit ``digits[i % len(digits)]`` — and the Step microscope's recorded run, in PCA
+    coordinates (the Step microscope's trajectory map). A path has its digit's colour in the cloud's colour scale."""
     fig = go.Figure()
     fig.add_scatter(x=cloud[:, 0], y=cloud[:, 1], mode="markers", name="held-out digits",
-                    marker=dict(size=5, color=cloud_labels, colorscale="Turbo", opacity=0.35),
+                    marker=dict(size=5, color=cloud_labels, colorscale="Turbo", cmin=0, cmax=9, opacity=0.35),
                     text=[f"digit {d}" for d in cloud_labels], hoverinfo="text")
+    colours = {d: sample_colorscale("Turbo", d / 9)[0] for d in digits}
     for sampler, dash in (("ddpm", "solid"), ("ddim", "dot")):
-        for b, digit in enumerate(digits):
-            path = paths[sampler][b]
-            fig.add_scatter(x=path[:, 0], y=path[:, 1], mode="lines", line=dict(dash=dash, width=1.5),
-                            name=f"{sampler.upper()} · digit {digit}", legendgroup=sampler)
-            fig.add_scatter(x=path[-1:, 0], y=path[-1:, 1], mode="markers", marker=dict(symbol="star", size=11),
-                            showlegend=False, hoverinfo="skip")
+        for i, path in enumerate(paths[sampler]):
+            seed, digit = seeds[i // len(digits)], digits[i % len(digits)]
+            name = f"{sampler.upper()} · digit {digit}"
+            fig.add_scatter(x=path[:, 0], y=path[:, 1], mode="lines", line=dict(dash=dash, width=1.5,
+                            color=colours[digit]), name=name, legendgroup=name, showlegend=i < len(digits),
+                            hovertext=f"{name} · seed {seed}", hoverinfo="text")
+            fig.add_scatter(x=path[-1:, 0], y=path[-1:, 1], mode="markers", legendgroup=name, showlegend=False,
+                            marker=dict(symbol="star", size=11, color=colours[digit]), hoverinfo="skip")
+    starts = paths["ddim"][::len(digits), 0]  # each seed's x_T, shared by its digits and both samplers
+    fig.add_scatter(x=starts[:, 0], y=starts[:, 1], mode="markers+text", name="x_T of each seed",
+                    text=[f"seed {s}" for s in seeds], textposition="top center",
+                    marker=dict(symbol="circle-open", size=12, color="black"))
     if run_path is not None:
         fig.add_scatter(x=run_path[:, 0], y=run_path[:, 1], mode="lines+markers", name="this tab's run",
                         line=dict(color="black", width=3), marker=dict(size=4))
-    fig.update_layout(height=520, margin=dict(l=40, r=10, t=30, b=40), xaxis_title="PC 1", yaxis_title="PC 2",
-                      title="x_t paths from x_T (start) to x_0 (star) in the digits' first two principal components")
+    fig.update_layout(height=560, margin=dict(l=40, r=10, t=30, b=40), xaxis_title="PC 1", yaxis_title="PC 2",
+                      title="x_t paths from x_T (circle) to x_0 (star) in the digits' first two principal components")
     return fig

@@ -22,14 +22,17 @@ from .diffusion import DDPM_VARIANCES, classifier_free_guidance, ddim_coefficien
 from .model import NULL_CLASS
 from .posterior import gaussian_density, q_posterior_between
 from .runs import RunSettings, image_to_digit_tensor, img2img_start, img2img_steps, initial_noise
-from .samplers import model_eps_fn, reverse_loop, sampling_schedule
+from .samplers import PRECISIONS, model_eps_fn, reverse_loop, sampling_schedule
 from .schedules import DEFAULT_T, Schedule, make_schedule
 from .spectrum import crossover_frequency, radial_power_spectrum
 
 # where a run starts: pure noise x_T, or a bundled MNIST digit noised to t_start (img2img: x_0 is known)
 DIGIT_STARTS = {p.stem: p for p in data.EXAMPLES if p.stem.startswith("mnist_")}
 STARTS = ("noise", *DIGIT_STARTS)
-PRECISION = "fp32"  # the microscope's numbers are reproducible on any CPU
+PRECISION = "fp32"  # the microscope's own numbers are reproducible on any CPU
+# The Reverse tab samples with model_eps_fn's default precision (ui/sampling.recorder): a run of it is re-recorded
+# so, for the same numbers (bfloat16 where the CPU runs it natively).
+REVERSE_PRECISION = "auto"
 GUIDANCE_ROW = (0.0, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0)
 MAX_PIXEL_GRID = 201  # points of a density curve
 
@@ -49,17 +52,29 @@ NUMBER_FIELDS = ("t", "t_prev", "alpha_bar_t", "alpha_bar_prev", "beta_t", "sigm
 
 @dataclass(frozen=True)
 class StepLabSettings:
-    """A microscope run: the reverse run's settings (one sample), where it starts and, for img2img, from which t."""
+    """A microscope run: the reverse run's settings, where it starts and, for img2img, from which t.
+
+    The microscope's own run has one sample (``sample`` None). A run of the Reverse tab is re-recorded whole, as
+    it was sampled (its batch of ``run.n``: the model's numbers depend on the batch), keeping sample ``sample``.
+    """
 
     run: RunSettings
     start: str = "noise"  # "noise" or a bundled digit (img2img: the true x_0 is known)
     t_start: int = 500  # img2img only: the digit is noised to this t first
     variance: str = "fixed_small"  # DDPM's σ_t²: β̃_t ("fixed_small") or β_t ("fixed_large")
+    sample: int | None = None  # None: one sample of its own; else which sample of the run's batch is kept
+    precision: str = PRECISION  # the network's arithmetic (explorer.samplers.PRECISIONS)
 
     def __post_init__(self):
         if not isinstance(self.run, RunSettings):
             raise ValueError(f"A microscope run needs RunSettings, got {self.run!r}.")
-        object.__setattr__(self, "run", self.run.replace(n=1))
+        if self.sample is None:
+            object.__setattr__(self, "run", self.run.replace(n=1))
+        else:
+            n = self.run.n
+            object.__setattr__(self, "sample", checks.whole_number(
+                f"The sample (the run has {n}, numbered from 0)", self.sample, 0, n - 1))
+        checks.one_of("precision", self.precision, PRECISIONS)
         checks.one_of("start", self.start, STARTS)
         checks.one_of("DDPM variance", self.variance, DDPM_VARIANCES)
         if self.start != "noise":
@@ -70,6 +85,11 @@ class StepLabSettings:
     @property
     def img2img(self) -> bool:
         return self.start != "noise"
+
+    @property
+    def index(self) -> int:
+        """The kept sample's row in the run's batch."""
+        return 0 if self.sample is None else self.sample
 
     def effective_run(self) -> RunSettings:
         """The run as sampled: img2img's DDIM takes the share t_start / T of the steps."""
@@ -226,139 +246,208 @@ def density_grid(px: dict, points: int = MAX_PIXEL_GRID) -> np.ndarray:
     return np.linspace(lo - pad, hi + pad, points)
 
 
-def guided_eps_parts(model, s: Schedule, labels: torch.Tensor, guidance) -> tuple:
-    """An ε̂(x_t, t) with classifier-free guidance that keeps (ε̂_cond, ε̂_uncond) of each call in ``parts``.
+def run_eps_parts(model, s: Schedule, labels: torch.Tensor, guidance: float, precision: str) -> tuple:
+    """ε̂(x_t, t) as the Reverse tab computes it (:func:`explorer.samplers.model_eps_fn`), and a list holding the
+    last call's (ε̂_cond, ε̂_uncond, guided ε̂), so that every frame can show the parts.
 
-    Both passes run as one batch (as :func:`explorer.model.guided_eps` batches them), also at w = 0 and 1, so
-    every frame can show both. ``guidance`` is w, or a tensor broadcastable against the batch (one w per row).
+    Where guidance runs one pass (w = 0: the unconditional model, w = 1: the conditional one, or only the null
+    class), that pass is one of the parts and the other one runs as an extra pass, for the display only.
     """
+    inner: list = []
+    eps_fn = model_eps_fn(model, s, labels, guidance, precision, parts=inner)
+    skipped = model_eps_fn(model, s, labels, 1.0 if guidance == 0.0 else 0.0, precision)  # the pass w left out
+    unconditional = bool((labels == NULL_CLASS).all())
+    latest: list = []
+
+    def eps_with_parts(x: torch.Tensor, t: int) -> torch.Tensor:
+        eps = eps_fn(x, t)
+        eps_c, eps_u = inner.pop()
+        if eps_c is None and unconditional:
+            eps_c = eps_u = eps
+        elif eps_c is None:
+            eps_c, eps_u = (skipped(x, t), eps) if guidance == 0.0 else (eps, skipped(x, t))
+        latest[:] = [(eps_c, eps_u, eps)]
+        return eps
+
+    return eps_with_parts, latest
+
+
+def _row_eps(model, s: Schedule, labels: torch.Tensor, w_rows: torch.Tensor):
+    """ε̂(x_t, t) guided with one w per row (``w_rows`` (B, 1, 1, 1)): both passes as one batch, as
+    :func:`explorer.model.guided_eps` batches them."""
     null = torch.full_like(labels, NULL_CLASS)
     both = model_eps_fn(model, s, torch.cat([labels, null]), 1.0, PRECISION)  # w = 1: each row's own class
-    parts: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     def eps_fn(x: torch.Tensor, t: int) -> torch.Tensor:
         eps_c, eps_u = both(torch.cat([x, x]), t).chunk(2)  # (B, 1, H, W) each
-        parts.append((eps_c, eps_u))
-        return classifier_free_guidance(eps_u, eps_c, guidance)
+        return classifier_free_guidance(eps_u, eps_c, w_rows)
 
-    return eps_fn, parts
+    return eps_fn
 
 
 def _start(lab: StepLabSettings):
-    """(x_start (1, 1, H, W), generator, t_start or None, x_0 or None)."""
+    """(x_start (n, 1, H, W) for the run's n samples, generator, t_start or None, x_0 (1, 1, H, W) or None)."""
     run = lab.run
     if not lab.img2img:
-        x, generator = initial_noise(run.seed, 1)
+        x, generator = initial_noise(run.seed, run.n)
         return x, generator, None, None
     x0 = image_to_digit_tensor(data.load_image(DIGIT_STARTS[lab.start]))  # (1, 1, 28, 28)
     generator = torch.Generator().manual_seed(run.seed)
-    return img2img_start(x0, lab.t_start, run.schedule, 1, generator), generator, lab.t_start, x0
+    return img2img_start(x0, lab.t_start, run.schedule, run.n, generator), generator, lab.t_start, x0
 
 
-def record_step_lab(model, lab: StepLabSettings) -> Iterator[StepLabRun]:
-    """Run the reverse loop on ``model`` for one sample, keeping every step's floats; yields the growing run.
+def from_reverse_run(traj, sample) -> tuple[StepLabSettings, int]:
+    """The microscope run that re-records sample ``sample`` of the Reverse tab's run (its
+    :class:`explorer.trajectory.Trajectory`), and how many steps to record: all, or as many as a stopped run has.
 
-    The last yield is the finished run (``finished`` True).
+    The same RunSettings give the same x_T, batch, precision and sampler noise, so the same numbers; the Reverse
+    tab's DDPM adds σ_t² = β̃_t (the default variance). Every run it keeps has ≤ MAX_RECORDED_STEPS steps, as here.
     """
-    run = lab.effective_run()
-    s = sampling_schedule(run.schedule)
-    x_start, generator, t_start, x0 = _start(lab)
-    n = lab.num_steps()
-    _, _, h, w = x_start.shape
+    if traj is None or traj.count == 0 or traj.settings is None:
+        raise ValueError("The Reverse tab has no run yet: press Sample there first, then inspect it here.")
+    return StepLabSettings(traj.settings, sample=sample, precision=REVERSE_PRECISION), traj.count
+
+
+def _empty_run(lab: StepLabSettings, s: Schedule, n: int, h: int, w: int, x0) -> StepLabRun:
     k_bins = min(h, w) // 2 + 1
-    rec = StepLabRun(
+    return StepLabRun(
         settings=lab, schedule=s, x_t=np.zeros((n + 1, h, w), np.float32),
         floats={key: np.zeros((n, h, w), np.float32) for key in FLOAT_FIELDS},
         numbers={key: np.full(n, np.nan) for key in NUMBER_FIELDS},
         spectra={"signal": np.zeros((n, k_bins)), "x_t": np.zeros((n, k_bins)), "noise": np.zeros(n)},
         x0_true=None if x0 is None else x0[0, 0].numpy().copy(),
     )
-    eps_fn, parts = guided_eps_parts(model, run.schedule, run.labels, run.guidance)
-    names = TERM_NAMES[run.sampler]
+
+
+def record_step_lab(model, lab: StepLabSettings, max_steps: int | None = None) -> Iterator[StepLabRun]:
+    """Run the reverse loop on ``model`` for the run's batch, keeping every step's floats of sample ``lab.index``;
+    yields the growing run. ``max_steps`` ends it after that many steps, unfinished (a stopped run's length).
+
+    The last yield is the run as it ends (``finished`` True when every step was taken).
+    """
+    run = lab.effective_run()
+    x_start, generator, t_start, x0 = _start(lab)
+    n = lab.num_steps()
+    last = n if max_steps is None else checks.whole_number(f"The steps to record (of {n})", max_steps, 1, n)
+    rec = _empty_run(lab, sampling_schedule(run.schedule), n, *x_start.shape[2:], x0)
+    eps_fn, parts = run_eps_parts(model, run.schedule, run.labels, run.guidance, lab.precision)
     loop = reverse_loop(eps_fn, run.schedule, x_start, generator, t_start=t_start, **lab.loop_kwargs())
     for k, step in enumerate(loop):
-        t, t_prev = step.t, step.t_prev
-        terms = [step.terms[name] for name in names]
-        mean = terms[0] + terms[1]  # the update without its noise, added as the step added it
-        q_mean, q_var = q_posterior_between(step.x_t, step.x0_hat, t, t_prev, s)
-        eps_c, eps_u = parts[-1]
-        if run.sampler == "ddpm":
-            coef_a, coef_b = step.posterior_coef_x0, step.posterior_coef_xt
-        else:
-            coef_a, coef_b, _ = ddim_coefficients(t, t_prev, s, run.eta)
-        images = {"x0_hat": step.x0_hat, "eps": step.eps,
-                  "noise": torch.zeros_like(step.x_t) if step.noise is None else step.noise,
-                  "term_a": terms[0], "term_b": terms[1], "term_noise": terms[2], "mean": mean, "q_mean": q_mean,
-                  "eps_cond": eps_c, "eps_uncond": eps_u, "eps_delta": eps_c - eps_u,  # guidance's direction
-                  "eps_guided": classifier_free_guidance(eps_u, eps_c, run.guidance)}
-        if x0 is not None:
-            images["q_true_mean"] = q_posterior_between(step.x_t, x0, t, t_prev, s)[0]
-        for key, img in images.items():
-            rec.floats[key][k] = img[0, 0].numpy()
-        rec.x_t[k] = step.x_t[0, 0].numpy()
-        rec.x_t[k + 1] = step.x_prev[0, 0].numpy()
-        # spectra: the signal part √ᾱ_t x̂_0 of x_t (q_sample without noise) against the noise's flat 1 − ᾱ_t
-        signal = radial_power_spectrum(q_sample(step.x0_hat, t, torch.zeros_like(step.x0_hat), s)[0, 0].numpy())
-        noise_power = 1.0 - float(s.alpha_bars[t])  # the variance of √(1 − ᾱ_t) ε, flat over frequency
-        rec.spectra["signal"][k] = signal
-        rec.spectra["x_t"][k] = radial_power_spectrum(rec.x_t[k])
-        rec.spectra["noise"][k] = noise_power
-        crossover = crossover_frequency(signal, noise_power)
-        values = dict(t=t, t_prev=t_prev, alpha_bar_t=step.alpha_bar_t, alpha_bar_prev=step.alpha_bar_prev,
-                      beta_t=float(s.betas[t]), sigma=step.sigma, coef_a=coef_a, coef_b=coef_b, q_var=q_var,
-                      q_std=q_var**0.5, **{f"sigma_{v}": float(ddpm_variances(s, v)[t]) ** 0.5 for v in DDPM_VARIANCES},
-                      crossover=np.nan if crossover is None else crossover)
-        for key, v in values.items():
-            rec.numbers[key][k] = v
-        rec.count = k + 1
-        if rec.count < n:
-            yield rec
-    rec.finished = True
+        _keep_step(rec, k, step, *parts[-1], x0)
+        if rec.count == last:
+            break
+        yield rec
+    rec.finished = rec.count == n
     yield rec
 
 
-def record_all(model, lab: StepLabSettings) -> StepLabRun:
-    """:func:`record_step_lab` drained: the finished run."""
-    *_, rec = record_step_lab(model, lab)
+def _keep_step(rec: StepLabRun, k: int, step, eps_cond, eps_uncond, eps_guided, x0) -> None:
+    """Keep step k of the kept sample: its images, the posterior(s), its spectra and numbers."""
+    b = slice(rec.settings.index, rec.settings.index + 1)  # the kept sample, as (1, 1, H, W) tensors
+    s, run = rec.schedule, rec.settings.effective_run()
+    t, t_prev = step.t, step.t_prev
+    x_t, x0_hat = step.x_t[b], step.x0_hat[b]
+    terms = [step.terms[name][b] for name in TERM_NAMES[run.sampler]]
+    q_mean, q_var = q_posterior_between(x_t, x0_hat, t, t_prev, s)
+    if run.sampler == "ddpm":
+        coef_a, coef_b = step.posterior_coef_x0, step.posterior_coef_xt
+    else:
+        coef_a, coef_b, _ = ddim_coefficients(t, t_prev, s, run.eta)
+    images = {"x0_hat": x0_hat, "eps": step.eps[b], "noise": torch.zeros_like(x_t) if step.noise is None
+              else step.noise[b], "term_a": terms[0], "term_b": terms[1], "term_noise": terms[2],
+              "mean": terms[0] + terms[1],  # the update without its noise, added as the step added it
+              "q_mean": q_mean, "eps_cond": eps_cond[b], "eps_uncond": eps_uncond[b],
+              "eps_delta": eps_cond[b] - eps_uncond[b], "eps_guided": eps_guided[b]}  # guidance's direction, ε̂
+    if x0 is not None:
+        images["q_true_mean"] = q_posterior_between(x_t, x0, t, t_prev, s)[0]
+    for key, img in images.items():
+        rec.floats[key][k] = img[0, 0].numpy()
+    rec.x_t[k] = x_t[0, 0].numpy()
+    rec.x_t[k + 1] = step.x_prev[b][0, 0].numpy()
+    # spectra: the signal part √ᾱ_t x̂_0 of x_t (q_sample without noise) against the noise's flat 1 − ᾱ_t
+    signal = radial_power_spectrum(q_sample(x0_hat, t, torch.zeros_like(x0_hat), s)[0, 0].numpy())
+    noise_power = 1.0 - float(s.alpha_bars[t])  # the variance of √(1 − ᾱ_t) ε, flat over frequency
+    rec.spectra["signal"][k] = signal
+    rec.spectra["x_t"][k] = radial_power_spectrum(rec.x_t[k])
+    rec.spectra["noise"][k] = noise_power
+    crossover = crossover_frequency(signal, noise_power)
+    values = dict(t=t, t_prev=t_prev, alpha_bar_t=step.alpha_bar_t, alpha_bar_prev=step.alpha_bar_prev,
+                  beta_t=float(s.betas[t]), sigma=step.sigma, coef_a=coef_a, coef_b=coef_b, q_var=q_var,
+                  q_std=q_var**0.5, **{f"sigma_{v}": float(ddpm_variances(s, v)[t]) ** 0.5 for v in DDPM_VARIANCES},
+                  crossover=np.nan if crossover is None else crossover)
+    for key, v in values.items():
+        rec.numbers[key][k] = v
+    rec.count = k + 1
+
+
+def record_all(model, lab: StepLabSettings, max_steps: int | None = None) -> StepLabRun:
+    """:func:`record_step_lab` drained: the run as it ends."""
+    *_, rec = record_step_lab(model, lab, max_steps)
     return rec
 
 
 def guidance_row(model, lab: StepLabSettings, ws=GUIDANCE_ROW) -> np.ndarray:
     """Final samples of one seed and digit for every w in ``ws``, in ONE batched run: (len(ws), H, W) float32.
 
-    The rows share x_T (or img2img's noised digit); each row is guided with its own w.
+    The rows share x_T (or img2img's noised digit) of the kept sample; each row is guided with its own w.
     """
     run = lab.effective_run()
     x_start, generator, t_start, _ = _start(lab)
     ws = [checks.finite_number("The guidance scale", w, 0.0, 20.0) for w in ws]
-    b = len(ws)
+    b, i = len(ws), lab.index
     w_rows = torch.tensor(ws, dtype=torch.float32).reshape(b, 1, 1, 1)  # (B, 1, 1, 1): one w per row
-    labels = run.labels.expand(b)  # (B,) the run's one digit on every row
-    eps_fn, _ = guided_eps_parts(model, run.schedule, labels, w_rows)
-    x = x_start.expand(b, *x_start.shape[1:]).clone()  # (B, 1, H, W)
+    labels = run.labels[i:i + 1].expand(b)  # (B,) the sample's one digit on every row
+    eps_fn = _row_eps(model, run.schedule, labels, w_rows)
+    x = x_start[i:i + 1].expand(b, *x_start.shape[1:]).clone()  # (B, 1, H, W)
     for step in reverse_loop(eps_fn, run.schedule, x, generator, t_start=t_start, **lab.loop_kwargs()):
         x = step.x_prev
     return x[:, 0].numpy()
 
 
-MAP_DIGITS = (0, 1, 3, 7)  # the trajectory map's samples: one digit each, x_T from consecutive draws of the seed
+MAP_DIGITS = (0, 1, 7)  # the trajectory map's labels: far apart in the digits' principal components
+MAP_SEEDS = 4  # the map's seeds: the run's seed and the next ones
+MAP_MAX_STEPS = 25  # both samplers over the same ≤ 25 timesteps: the map's ≈ 3 s budget in fp32 on 2 cores
+MAP_ETAS = {"ddpm": 1.0, "ddim": 0.0}  # η = 1: the posterior's noise, DDPM on the spaced steps (Song et al. §4.1)
 
 
-def trajectory_map(model, lab: StepLabSettings, project, digits=MAP_DIGITS) -> dict[str, np.ndarray]:
-    """The x_t paths of one sample per digit under DDPM and under DDIM, from the same x_T, mapped to 2-D.
+@dataclass(frozen=True)
+class TrajectoryMap:
+    """x_t paths in 2-D, sampler -> (len(seeds) · len(digits), steps + 1, 2): x_T first, the result last.
 
-    ``project`` maps (B, H, W) images to (B, 2) (:meth:`explorer.pca.PCABasis.project`). Returns
-    sampler -> (B, steps + 1, 2): x_T first, the result last. The run's schedule, DDIM steps, η and w are used.
+    Row i is seed ``seeds[i // len(digits)]`` with label ``digits[i % len(digits)]``."""
+
+    seeds: tuple[int, ...]
+    digits: tuple[int, ...]
+    steps: int
+    paths: dict[str, np.ndarray]
+
+
+def map_seeds(seed: int, count: int = MAP_SEEDS) -> tuple[int, ...]:
+    """The map's seeds: ``seed`` and the next ``count − 1`` (wrapping under 2^63)."""
+    return tuple((seed + i) % (checks.MAX_SEED + 1) for i in range(count))
+
+
+def trajectory_map(model, lab: StepLabSettings, project, digits=MAP_DIGITS, seeds: int = MAP_SEEDS) -> TrajectoryMap:
+    """The x_t paths of every (seed, digit) under DDPM and DDIM over the same timesteps, mapped to 2-D; fp32.
+
+    Each seed's x_T is that of a one-sample run of the seed and starts every digit's path under both samplers,
+    so the paths of a seed part by label alone. DDPM is ancestral sampling with the posterior's noise over the
+    run's spaced timesteps (DDIM with η = 1; every step when T ≤ MAP_MAX_STEPS), DDIM is deterministic (η = 0);
+    the run's schedule, spacing and w. ``project`` maps (B, H, W) images to (B, 2)
+    (:meth:`explorer.pca.PCABasis.project`).
     """
     run = lab.run
-    labels = torch.tensor(digits, dtype=torch.long)  # (B,)
-    eps_fn, _ = guided_eps_parts(model, run.schedule, labels, run.guidance)
+    seeds = map_seeds(run.seed, seeds)
+    steps = min(run.num_steps(), MAP_MAX_STEPS)
+    labels = torch.tensor(digits, dtype=torch.long).repeat(len(seeds))  # (S·D,): every digit for each seed
+    x_T = torch.cat([initial_noise(seed, 1)[0] for seed in seeds]).repeat_interleave(len(digits), 0)  # (S·D, 1, H, W)
+    eps_fn = model_eps_fn(model, run.schedule, labels, run.guidance, PRECISION)
     paths = {}
-    for sampler in ("ddpm", "ddim"):
-        x, generator = initial_noise(run.seed, len(digits))  # the same x_T for both samplers
-        points = [project(x[:, 0].numpy())]
-        kwargs = {**run.replace(sampler=sampler).loop_kwargs(), "variance": lab.variance}
-        for step in reverse_loop(eps_fn, run.schedule, x, generator, **kwargs):
+    for sampler, eta in MAP_ETAS.items():
+        generator = torch.Generator().manual_seed(seeds[0])  # DDPM's fresh noise, the same on every call
+        kwargs = run.replace(sampler="ddim", steps=steps, eta=eta).loop_kwargs()
+        points = [project(x_T[:, 0].numpy())]
+        for step in reverse_loop(eps_fn, run.schedule, x_T, generator, **kwargs):
             points.append(project(step.x_prev[:, 0].numpy()))
-        paths[sampler] = np.stack(points, axis=1)  # (B, N + 1, 2)
-    return paths
+        paths[sampler] = np.stack(points, axis=1)  # (S·D, steps + 1, 2)
+    return TrajectoryMap(seeds, tuple(digits), steps, paths)

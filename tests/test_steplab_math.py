@@ -5,15 +5,18 @@ import numpy as np
 import pytest
 import torch
 
+from explorer import trajectory as tr
+from explorer.data import to_uint8
 from explorer.diffusion import ddim_coefficients, ddim_step, ddpm_step, q_posterior
 from explorer.model import UNet, UNetConfig
 from explorer.posterior import gaussian_density, q_posterior_between
-from explorer.runs import RunSettings
-from explorer.samplers import reverse_loop
+from explorer.runs import RunSettings, initial_noise
+from explorer.samplers import model_eps_fn, reverse_loop
 from explorer.schedules import make_schedule
 from explorer.spectrum import crossover_frequency, radial_power_spectrum
 from explorer.pca import fit_pca, load_basis
-from explorer.steplab import StepLabSettings, guidance_row, record_all, trajectory_map
+from explorer.steplab import (MAP_MAX_STEPS, StepLabSettings, from_reverse_run, guidance_row, map_seeds, record_all,
+                              trajectory_map)
 
 LINEAR = make_schedule("linear", 1000)
 
@@ -203,10 +206,95 @@ def test_the_shipped_pca_basis_loads_after_its_checksum_and_maps_digits_to_2d():
     assert basis.project(np.zeros((3, 28, 28))).shape == (3, 2)
 
 
-def test_trajectory_map_starts_both_samplers_from_the_same_x_T(tiny):
-    paths = trajectory_map(tiny, lab(T=10, sampler="ddim", steps=3), load_basis().project, digits=(1, 2))
-    assert paths["ddpm"].shape == (2, 11, 2) and paths["ddim"].shape == (2, 4, 2)
-    assert np.array_equal(paths["ddpm"][:, 0], paths["ddim"][:, 0])
+def test_trajectory_map_draws_every_seed_and_digit_and_each_seed_starts_its_digits_at_its_x_T(tiny):
+    project = load_basis().project
+    tmap = trajectory_map(tiny, lab(T=10, sampler="ddim", steps=3, seed=7), project, digits=(1, 2), seeds=3)
+    assert tmap.seeds == (7, 8, 9) and tmap.digits == (1, 2) and tmap.steps == 3
+    assert tmap.paths["ddpm"].shape == tmap.paths["ddim"].shape == (6, 4, 2)  # 3 seeds × 2 digits, x_T + 3 steps
+    starts = np.stack([project(initial_noise(seed, 1)[0][:, 0].numpy())[0] for seed in (7, 8, 9)])  # (3, 2)
+    for sampler in ("ddpm", "ddim"):
+        assert np.allclose(tmap.paths[sampler][:, 0], np.repeat(starts, 2, axis=0), rtol=0, atol=1e-12)
+    assert not np.allclose(tmap.paths["ddpm"][:, -1], tmap.paths["ddim"][:, -1])  # DDPM's noise parts the paths
+    assert not np.allclose(tmap.paths["ddim"][0, -1], tmap.paths["ddim"][1, -1])  # one x_T, two labels, two ends
+
+
+def test_trajectory_map_is_deterministic(tiny):
+    settings = lab(T=10, sampler="ddpm", seed=3)
+    first, again = (trajectory_map(tiny, settings, load_basis().project, digits=(0,), seeds=2) for _ in range(2))
+    assert all(np.array_equal(first.paths[k], again.paths[k]) for k in ("ddpm", "ddim"))
+
+
+def test_trajectory_map_takes_every_step_of_a_short_schedule_and_at_most_its_budget_of_a_long_one(tiny):
+    project = load_basis().project
+    short = trajectory_map(tiny, lab(T=10, sampler="ddpm"), project, digits=(0,), seeds=1)
+    long = trajectory_map(tiny, lab(T=100, sampler="ddpm"), project, digits=(0,), seeds=1)
+    assert short.steps == 10 and long.steps == MAP_MAX_STEPS and long.paths["ddpm"].shape == (1, MAP_MAX_STEPS + 1, 2)
+
+
+def test_map_seeds_wrap_below_two_to_the_63():
+    assert map_seeds(2**63 - 2, 3) == (2**63 - 2, 2**63 - 1, 0)
+
+
+# ---------------------------------------------------------------- the Reverse tab's run, re-recorded
+
+
+def reverse_run(model, run: RunSettings, max_steps=None):
+    """The Reverse tab's recording (ui/sampling.recorder: model_eps_fn at its default precision, the run's batch),
+    stopped after ``max_steps`` steps if given; and the same run's float x_t of every sample, (N + 1, B, H, W)."""
+    x, g = initial_noise(run.seed, run.n)
+    eps_fn = model_eps_fn(model, run.schedule, run.labels, run.guidance)
+    traj = None
+    for traj in tr.record_run(eps_fn, run, x, g):
+        if traj.count == max_steps:
+            break
+    x, g = initial_noise(run.seed, run.n)
+    floats = [x]
+    for step in reverse_loop(eps_fn, run.schedule, x, g, **{**run.loop_kwargs(), "steps": run.num_steps()}):
+        floats.append(step.x_prev)
+    return traj, torch.stack(floats)[:, :, 0].numpy()
+
+
+REVERSE_RUNS = {"ddim-eta1-w3-mixed": dict(sampler="ddim", steps=6, eta=1.0, digit="mixed", guidance=3.0, n=4),
+                "ddpm-w0": dict(sampler="ddpm", digit="mixed", guidance=0.0, n=3),
+                "ddim-w1-one-digit": dict(sampler="ddim", steps=5, eta=0.5, digit="4", guidance=1.0, n=2),
+                "ddim-unconditional": dict(sampler="ddim", steps=4, digit="none", guidance=2.0, n=2)}
+
+
+@pytest.mark.parametrize("name", REVERSE_RUNS)
+def test_a_reverse_run_re_recorded_has_the_chosen_samples_numbers_and_frames(tiny, name):
+    run = RunSettings(make_schedule("linear", 12), seed=5, **REVERSE_RUNS[name])
+    traj, floats = reverse_run(tiny, run)
+    b = run.n - 1
+    settings, steps = from_reverse_run(traj, b)
+    rec = record_all(tiny, settings, steps)
+    assert rec.finished and rec.count == traj.num_steps and np.array_equal(rec.x_t, floats[:, b])  # the same floats
+    assert np.array_equal(to_uint8(torch.from_numpy(rec.x_t)), traj.x_t[:, b])  # the Reverse tab's frames
+    assert np.array_equal(rec.view_frames("x0_hat"), traj.x0_hat[:, b])
+    assert np.array_equal(rec.view_frames("eps"), traj.eps[:, b])
+
+
+def test_a_stopped_reverse_run_is_re_recorded_up_to_where_it_stopped(tiny):
+    run = RunSettings(make_schedule("linear", 12), sampler="ddpm", digit="mixed", guidance=2.0, seed=1, n=3)
+    traj, _ = reverse_run(tiny, run, max_steps=5)
+    settings, steps = from_reverse_run(traj, 1)
+    rec = record_all(tiny, settings, steps)
+    assert steps == rec.count == 5 and rec.num_steps == 12 and not rec.finished
+    assert np.array_equal(to_uint8(torch.from_numpy(rec.x_t[:5])), traj.x_t[:5, 1])
+
+
+@pytest.mark.parametrize("w, guided, other", [(0.0, "eps_uncond", "eps_cond"), (1.0, "eps_cond", "eps_uncond")])
+def test_one_pass_guidance_still_shows_both_parts(tiny, w, guided, other):
+    rec = record_all(tiny, lab(sampler="ddim", steps=3, digit="3", guidance=w))
+    assert np.array_equal(rec.floats["eps_guided"], rec.floats[guided])  # the pass the step used
+    assert not np.allclose(rec.floats[other], rec.floats[guided])  # the other pass, run for the display
+
+
+def test_inspecting_needs_a_reverse_run_and_a_sample_of_its_batch(tiny):
+    with pytest.raises(ValueError, match="no run yet"):
+        from_reverse_run(None, 0)
+    traj, _ = reverse_run(tiny, RunSettings(make_schedule("linear", 10), steps=2, n=4))
+    with pytest.raises(ValueError, match="sample .* 0 to 3"):
+        from_reverse_run(traj, 4)
 
 
 @pytest.mark.parametrize("t_start, steps", [(600, 7), (17, 7), (1000, 13), (1000, 50)])

@@ -23,17 +23,18 @@ import gradio as gr
 import numpy as np
 import torch
 
-from .. import checks, plots, readouts, render
+from .. import checks, plots, render
 from ..data import to_uint8
 from ..model import ModelProvider
-from ..runs import DIGIT_LABELS, MAX_GUIDANCE, MAX_RECORDED_STEPS, RunSettings
+from ..runs import DIGIT_LABELS, MAX_GUIDANCE, MAX_RECORDED_STEPS, MAX_SAMPLES, RunSettings
 from ..samplers import DEFAULT_SPACING, SAMPLERS
 from ..pca import load_basis
-from ..steplab import (DEFAULTS, GUIDANCE_ROW, MAP_DIGITS, STARTS, StepLabRun, StepLabSettings, guidance_evaluation,
-                       guidance_row, record_step_lab, trajectory_map)
+from ..steplab import (DEFAULTS, GUIDANCE_ROW, MAP_MAX_STEPS, STARTS, StepLabRun, StepLabSettings, from_reverse_run,
+                       guidance_evaluation, guidance_row, record_step_lab, trajectory_map)
 from .common import LATEX, image_file
 from .controls import ScheduleControls, bind
 from .sampling import SAMPLING, model_status, stop_switch, stopped_caption, stream_latest
+from .step_lab_text import frame_rows, math_panel, numbers_html, term_labels
 
 ROOT_ID = "steplab-view"  # static/step_lab.js looks these up
 SLIDER_ID = "steplab-frame"
@@ -41,8 +42,6 @@ LOAD_JS = "(p) => window.ddpmStepLab.load(p)"
 DIGITS = ("none",) + tuple(str(d) for d in range(10))  # one sample: one digit, or unconditional
 START_LABELS = {"noise": "pure noise x_T (sample)", **{k: f"img2img from the test digit {k[-1]} (x₀ known)"
                                                        for k in STARTS if k != "noise"}}
-f = readouts.format_number
-lx = readouts.latex_number
 
 
 class StepLabControls:
@@ -89,99 +88,6 @@ class StepLabControls:
 
 
 # ---------------------------------------------------------------- what a frame shows
-
-
-def term_labels(rec: StepLabRun, k: int) -> dict[str, str]:
-    """Captions of the update's terms at frame k, their coefficients substituted."""
-    n = rec.frame_numbers(k)
-    second = "x_t" if rec.sampler == "ddpm" else "ε̂"
-    return {"term_a": f"{f(n['coef_a'])} · x̂₀", "term_b": f"{f(n['coef_b'])} · {second}",
-            "term_noise": f"σ · z = {f(n['sigma'])} · z", "x_prev": f"= x_{{t_prev}}, t_prev = {n['t_prev']}"}
-
-
-def frame_rows(rec: StepLabRun, k: int) -> tuple[str, list[tuple[str, str]]]:
-    """The heading and the (number, value) rows of frame k."""
-    n = rec.frame_numbers(k)
-    state = "" if rec.finished else f" (stopped after {rec.count} of {rec.num_steps} steps)"
-    head = f"Step {n['step']} of {n['num_steps']}{state}: t = {n['t']} → t_prev = {n['t_prev']}"
-    rows = [("ᾱ_t", f(n["alpha_bar_t"])), ("ᾱ_{t_prev}", f(n["alpha_bar_prev"])), ("β_t", f(n["beta_t"])),
-            ("σ (std of the noise added)", f(n["sigma"])),
-            ("posterior variance of q(x_{t_prev}|x_t,x₀)", f(n["q_var"])),
-            ("signal under the noise from frequency", "never (≤ Nyquist)" if n["crossover"] is None
-             else f"{n['crossover']} cycles / image")]
-    if n["x0_undefined"]:
-        rows.append(("x̂₀ at t = T", "undefined: ᾱ_T = 0 (0/0); the sampler uses ᾱ_T = "
-                     f"{f(rec.schedule.alpha_bars[-1])} instead"))
-    return head, rows
-
-
-def numbers_html(rec: StepLabRun, k: int) -> str:
-    head, rows = frame_rows(rec, k)
-    body = "".join(f"<tr><th>{html.escape(a)}</th><td>{html.escape(b)}</td></tr>" for a, b in rows)
-    return f"<p><strong>{html.escape(head)}</strong></p><table>{body}</table>"
-
-
-def math_panel(rec: StepLabRun, k: int) -> str:
-    """The tutorial's next page in LaTeX (Markdown with $$…$$), frame k's numbers substituted."""
-    n = rec.frame_numbers(k)
-    t, tp = n["t"], n["t_prev"]
-    ab, abp, beta, sigma = n["alpha_bar_t"], n["alpha_bar_prev"], n["beta_t"], n["sigma"]
-    lines = [
-        f"**Frame {k}: the step t = {t} → {tp}** ({n['sampler'].upper()}, {rec.settings.run.schedule.label})",
-        "",
-        "We want $q(x_{t-1} \\mid x_t)$. With $x_0$ known, Bayes' rule and the forward process give it exactly:",
-        "$$q(x_{t-1}\\mid x_t, x_0) = \\frac{q(x_t \\mid x_{t-1})\\; q(x_{t-1}\\mid x_0)}{q(x_t \\mid x_0)},"
-        "\\quad q(x_t\\mid x_{t-1}) = \\mathcal N(\\sqrt{\\alpha_t}\\,x_{t-1}, \\beta_t I),"
-        "\\quad q(x_{t-1}\\mid x_0) = \\mathcal N(\\sqrt{\\bar\\alpha_{t-1}}\\,x_0, (1-\\bar\\alpha_{t-1}) I)$$",
-        "A product of Gaussians in $x_{t-1}$ is Gaussian: "
-        "$q(x_{t-1}\\mid x_t, x_0) = \\mathcal N(\\tilde\\mu_t, \\tilde\\beta_t I)$ with",
-        "$$\\tilde\\mu_t = \\frac{\\sqrt{\\bar\\alpha_{t-1}}\\,\\beta_t}{1-\\bar\\alpha_t}\\,x_0 + "
-        "\\frac{\\sqrt{\\alpha_t}\\,(1-\\bar\\alpha_{t-1})}{1-\\bar\\alpha_t}\\,x_t,\\qquad "
-        "\\tilde\\beta_t = \\frac{1-\\bar\\alpha_{t-1}}{1-\\bar\\alpha_t}\\,\\beta_t$$",
-    ]
-    if rec.sampler == "ddpm":
-        lines.append(f"$$\\tilde\\mu_{{{t}}} = {lx(n['coef_a'])}\\,x_0 + {lx(n['coef_b'])}\\,x_{{{t}}},\\qquad "
-                     f"\\tilde\\beta_{{{t}}} = {lx(n['q_var'])},\\quad \\beta_{{{t}}} = {lx(beta)}$$")
-    lines += [
-        "But $x_0$ is what we are generating: it is unknown. The model predicts the noise, and the closed form "
-        "$x_t = \\sqrt{\\bar\\alpha_t}x_0 + \\sqrt{1-\\bar\\alpha_t}\\varepsilon$ solved for $x_0$ stands in:",
-        "$$\\hat x_0 = \\frac{x_t - \\sqrt{1-\\bar\\alpha_t}\\,\\hat\\varepsilon_\\theta(x_t, t)}"
-        "{\\sqrt{\\bar\\alpha_t}},"
-        f"\\qquad \\bar\\alpha_{{{t}}} = {lx(ab)}$$",
-    ]
-    if n["x0_undefined"]:
-        lines.append(f"At $t = T$ this schedule has $\\bar\\alpha_T = 0$: $\\hat x_0 = 0/0$ is **undefined** "
-                     f"(zero terminal SNR). The sampler uses $\\bar\\alpha_T = {lx(rec.schedule.alpha_bars[-1])}$ "
-                     "instead, so $\\hat x_0$ here says almost nothing.")
-    if rec.sampler == "ddpm":
-        chosen = "$\\tilde\\beta_t$" if rec.settings.variance == "fixed_small" else "$\\beta_t$"
-        lines += [
-            "**DDPM** (Ho et al. 2020, Alg. 2) samples $p_\\theta(x_{t-1}\\mid x_t) = "
-            "\\mathcal N(\\tilde\\mu_t(x_t, \\hat x_0), \\sigma_t^2 I)$ with $\\sigma_t^2 = \\tilde\\beta_t$ or "
-            "$\\sigma_t^2 = \\beta_t$ (the paper found both work; this run: "
-            f"{chosen}; here "
-            f"$\\sqrt{{\\tilde\\beta_{{{t}}}}} = {lx(n['sigma_fixed_small'])}$, "
-            f"$\\sqrt{{\\beta_{{{t}}}}} = {lx(n['sigma_fixed_large'])}$), no noise at $t = 1$:",
-            "$$x_{t-1} = \\frac{\\sqrt{\\bar\\alpha_{t-1}}\\,\\beta_t}{1-\\bar\\alpha_t}\\hat x_0 + "
-            "\\frac{\\sqrt{\\alpha_t}(1-\\bar\\alpha_{t-1})}{1-\\bar\\alpha_t}x_t + \\sigma_t z,"
-            "\\quad z\\sim\\mathcal N(0, I)$$",
-            f"$$x_{{{tp}}} = {lx(n['coef_a'])}\\,\\hat x_0 + {lx(n['coef_b'])}\\,x_{{{t}}} + {lx(sigma)}\\,z$$",
-        ]
-    else:
-        lines += [
-            "**DDIM** (Song et al. 2021, eq. 12) jumps over the spaced steps $t \\to t_{prev}$, with "
-            "$\\sigma_t(\\eta) = \\eta\\sqrt{\\frac{1-\\bar\\alpha_{t_{prev}}}{1-\\bar\\alpha_t}}"
-            "\\sqrt{1-\\frac{\\bar\\alpha_t}{\\bar\\alpha_{t_{prev}}}}$ (eq. 16; $\\eta = 1$ is the posterior's "
-            "noise, $\\eta = 0$ none):",
-            "$$x_{t_{prev}} = \\sqrt{\\bar\\alpha_{t_{prev}}}\\,\\hat x_0 + "
-            "\\sqrt{1-\\bar\\alpha_{t_{prev}}-\\sigma_t^2}\\;\\hat\\varepsilon + \\sigma_t z$$",
-            f"$$x_{{{tp}}} = {lx(n['coef_a'])}\\,\\hat x_0 + {lx(n['coef_b'])}\\,\\hat\\varepsilon + {lx(sigma)}\\,z,"
-            f"\\qquad \\eta = {lx(n['eta'])},\\ \\bar\\alpha_{{{tp}}} = {lx(abp)}$$",
-        ]
-    w = n["guidance"]
-    lines.append(f"The $\\hat\\varepsilon$ used is guided: $\\hat\\varepsilon = \\hat\\varepsilon_{{uncond}} + "
-                 f"w(\\hat\\varepsilon_{{cond}} - \\hat\\varepsilon_{{uncond}})$ with $w = {lx(w)}$.")
-    return "\n".join(lines)
 
 
 def _packed(a: np.ndarray) -> str:
@@ -249,25 +155,43 @@ def step_math(rec, k) -> str:
 # ---------------------------------------------------------------- runs
 
 
-def run_frames(provider: ModelProvider, lab: StepLabSettings, stop: threading.Event | None = None):
+def run_frames(provider: ModelProvider, lab: StepLabSettings, stop: threading.Event | None = None,
+               max_steps: int | None = None, source: str = ""):
     """Stream a run: yields (state, caption, frames for the page, slider, math panel); the frames once, at the end.
 
-    Setting ``stop`` (the Stop button) ends the run normally after its current step, with what it recorded."""
+    Setting ``stop`` (the Stop button) ends the run normally after its current step, with what it recorded;
+    ``max_steps`` records only that many steps (a stopped Reverse run's). ``source`` opens every caption."""
     model, _ = provider.get()
     started = time.perf_counter()
     rec = None
-    for rec in stream_latest(record_step_lab(model, lab), stop=stop):
-        if rec.finished:
+    for rec in stream_latest(record_step_lab(model, lab, max_steps), stop=stop):
+        if rec.finished or rec.count == max_steps:
             break
-        yield (rec, f"Recording… step {rec.count} of {rec.num_steps} ({time.perf_counter() - started:.1f} s)",
-               gr.skip(), gr.skip(), gr.skip())
+        yield (rec, f"{source}Recording… step {rec.count} of {max_steps or rec.num_steps} "
+                    f"({time.perf_counter() - started:.1f} s)", gr.skip(), gr.skip(), gr.skip())
     if rec is None or rec.count == 0:
-        yield rec, stopped_caption(None), gr.skip(), gr.skip(), gr.skip()
+        yield rec, source + stopped_caption(None), gr.skip(), gr.skip(), gr.skip()
         return
     rec.seconds = time.perf_counter() - started
-    caption = (f"Done: {rec.count} steps in {rec.seconds:.2f} s — {lab.effective_run().describe()}" if rec.finished
-               else stopped_caption(rec))
-    yield rec, caption, payload(rec), gr.update(maximum=max(rec.count - 1, 1), value=0), math_panel(rec, 0)
+    if rec.finished or rec.count == max_steps:
+        caption = f"Done: {rec.count} steps in {rec.seconds:.2f} s — {lab.effective_run().describe(rec.num_steps)}"
+        caption += " (a 1-step run: one frame to inspect)" if rec.count == 1 else ""
+    else:
+        caption = stopped_caption(rec)
+    yield (rec, source + caption, payload(rec), gr.update(maximum=max(rec.count - 1, 1), value=0),
+           math_panel(rec, 0))
+
+
+def inspect_reverse(provider: ModelProvider, traj, sample, stop: threading.Event | None = None):
+    """Re-record sample ``sample`` of the Reverse tab's run (its Trajectory) and stream it as :func:`run_frames`."""
+    lab, steps = from_reverse_run(traj, sample)
+    n, num_steps = lab.run.n, lab.num_steps()
+    row, col = divmod(lab.index, render.grid_columns(n))
+    source = (f"The Reverse tab's run, sample {lab.index} (row {row + 1}, column {col + 1} of its {n}), re-recorded "
+              f"with its seed, batch, noise and precision. ")
+    if steps < num_steps:
+        source += f"That run was stopped after {steps} of {num_steps} steps: these are its steps. "
+    yield from run_frames(provider, lab, stop, steps, source)
 
 
 def guidance_lab(provider: ModelProvider, lab: StepLabSettings):
@@ -284,16 +208,19 @@ def guidance_lab(provider: ModelProvider, lab: StepLabSettings):
 
 
 def trajectory_lab(provider: ModelProvider, lab: StepLabSettings, rec):
-    """The trajectory map: DDPM and DDIM paths of four digits from one seed, and the recorded run if any."""
+    """The trajectory map: DDPM and DDIM paths of several seeds and digits, and the recorded run if any."""
     model, _ = provider.get()
     basis = load_basis()
     started = time.perf_counter()
-    paths = trajectory_map(model, lab, basis.project)
+    tmap = trajectory_map(model, lab, basis.project)
     run_path = basis.project(rec.x_t[:rec.count + 1]) if rec is not None and rec.count else None
-    caption = (f"{len(MAP_DIGITS)} digits ({', '.join(map(str, MAP_DIGITS))}) from seed {lab.run.seed}: DDPM over "
-               f"all {lab.run.schedule.T} steps and DDIM over {lab.run.steps}, the same x_T, in "
-               f"{time.perf_counter() - started:.1f} s. PCA: {basis.card.get('fitted_on', '')}.")
-    return plots.trajectory_map_figure(basis.cloud, basis.cloud_labels, paths, MAP_DIGITS, run_path), caption
+    caption = (f"{len(tmap.seeds)} seeds ({', '.join(map(str, tmap.seeds))}) × {len(tmap.digits)} digits "
+               f"({', '.join(map(str, tmap.digits))}): each seed's x_T starts every digit's path. DDPM (fresh noise "
+               f"every step, η = 1) and DDIM (deterministic, η = 0) over the same {tmap.steps} timesteps of "
+               f"{lab.run.schedule.label}, w = {lab.run.guidance:g}, in {time.perf_counter() - started:.1f} s (fp32). "
+               f"PCA: {basis.card.get('fitted_on', '')}.")
+    return plots.trajectory_map_figure(basis.cloud, basis.cloud_labels, tmap.paths, tmap.seeds, tmap.digits,
+                                       run_path), caption
 
 
 # ---------------------------------------------------------------- layout and events
@@ -337,19 +264,25 @@ VIEW_HTML = (
 )
 
 
-def build_step_lab_tab(demo: gr.Blocks, provider: ModelProvider) -> dict:
-    """The Step microscope tab: its controls, the page-drawn microscope, the math panel, the guidance row."""
+def build_step_lab_tab(demo: gr.Blocks, provider: ModelProvider, reverse_state: gr.State | None = None) -> dict:
+    """The Step microscope tab: its controls, the page-drawn microscope, the math panel, the guidance row, the map.
+
+    ``reverse_state`` (the Reverse tab's ``gr.State`` holding its run, or None) adds a button that inspects that run.
+    """
     gr.Markdown(INTRO, latex_delimiters=LATEX)
     status = gr.Markdown("Loading the model…", elem_id="steplab-model-status")
     demo.load(lambda: model_status(provider), outputs=status, api_name="step_lab_model_status",
               show_progress="hidden")
     state = gr.State(None)  # this session's StepLabRun
+    switch = stop_switch()
     with gr.Row():
         with gr.Column(scale=1, min_width=320):
             controls = StepLabControls()
             with gr.Row():
                 run_btn = gr.Button("Run", variant="primary", elem_id="steplab-run")
                 stop_btn = gr.Button("Stop", variant="stop", elem_id="steplab-stop")
+            if reverse_state is not None:
+                inspect = _reverse_inspector(provider, reverse_state, switch)
         with gr.Column(scale=2):
             caption = gr.Markdown("Press **Run** to record a run.", elem_id="steplab-caption")
             frame = gr.Slider(0, 1, value=0, step=1, label="frame (step)", elem_id=SLIDER_ID)
@@ -367,6 +300,44 @@ def build_step_lab_tab(demo: gr.Blocks, provider: ModelProvider) -> dict:
         # typeset on release only, as the Forward tab's panel: the page's own views follow every move
         frame.release(bind(step_math, state, frame)[0], inputs=[state, frame], outputs=math,
                       trigger_mode="always_last", show_progress="hidden", api_name="step_lab_math")
+    _guidance_accordion(provider, controls)
+    _map_accordion(provider, controls, state)
+    server_check(state, frame)
+    outputs = [state, caption, frames_box, frame, math]
+
+    def record(lab: StepLabSettings, switch):
+        yield from run_frames(provider, lab, switch.start())
+
+    fn, inputs = bind(record, controls, switch)
+    run = run_btn.click(fn, inputs=inputs, outputs=outputs, api_name="step_lab_run", **SAMPLING)
+    run.then(None, inputs=[frames_box], js=LOAD_JS, api_name=False, queue=False)
+    if reverse_state is not None:
+        inspect(outputs).then(None, inputs=[frames_box], js=LOAD_JS, api_name=False, queue=False)
+    stop_btn.click(lambda switch: switch.stop(), inputs=switch, api_name="step_lab_stop", queue=False,
+                   show_progress="hidden")
+    return {"state": state, "frame": frame, "controls": controls, "run": run}
+
+
+def _reverse_inspector(provider: ModelProvider, reverse_state: gr.State, switch: gr.State):
+    """The button that brings the Reverse tab's run (one sample of its batch) into the microscope.
+
+    Returns a function that wires it to the tab's outputs (they are laid out after it) and returns its event."""
+    with gr.Group():
+        sample = gr.Number(0, label="sample of its batch (0 = top left, then row by row)", precision=0, minimum=0,
+                           maximum=MAX_SAMPLES - 1, step=1, elem_id="steplab-reverse-sample")
+        button = gr.Button("Inspect the Reverse tab's run", elem_id="steplab-inspect-reverse")
+
+    def inspect(traj, k, switch):
+        yield from inspect_reverse(provider, traj, k, switch.start())
+
+    def wire(outputs: list):
+        fn, inputs = bind(inspect, reverse_state, sample, switch)
+        return button.click(fn, inputs=inputs, outputs=outputs, api_name="step_lab_inspect_reverse", **SAMPLING)
+
+    return wire
+
+
+def _guidance_accordion(provider: ModelProvider, controls: StepLabControls) -> None:
     with gr.Accordion("Guidance lab: one seed and digit for w = 0 … 8, in one batched run", open=False):
         row_btn = gr.Button("Sample the guidance row", elem_id="steplab-guidance-run")
         row_caption = gr.Markdown(elem_id="steplab-guidance-caption")
@@ -380,8 +351,13 @@ def build_step_lab_tab(demo: gr.Blocks, provider: ModelProvider) -> dict:
         fn, inputs = bind(sample_row, controls)
         row_btn.click(fn, inputs=inputs, outputs=[row_image, row_plot, row_caption], api_name="step_lab_guidance_row",
                       **SAMPLING)
-    with gr.Accordion("Trajectory map: x_t paths in the digits' principal components", open=False):
-        map_btn = gr.Button("Draw the trajectory map (DDPM takes every step of T)", elem_id="steplab-map-run")
+
+
+def _map_accordion(provider: ModelProvider, controls: StepLabControls, state: gr.State) -> None:
+    with gr.Accordion("Trajectory map: x_t paths of several seeds and digits in the digits' principal components",
+                      open=False):
+        map_btn = gr.Button(f"Draw the trajectory map (DDPM and DDIM, ≤ {MAP_MAX_STEPS} steps each)",
+                            elem_id="steplab-map-run")
         map_caption = gr.Markdown(elem_id="steplab-map-caption")
         map_plot = gr.Plot(label="trajectory map", elem_id="steplab-map-plot")
 
@@ -391,19 +367,6 @@ def build_step_lab_tab(demo: gr.Blocks, provider: ModelProvider) -> dict:
         fn, inputs = bind(draw_map, controls, state)
         map_btn.click(fn, inputs=inputs, outputs=[map_plot, map_caption], api_name="step_lab_trajectory_map",
                       **SAMPLING)
-    server_check(state, frame)
-    switch = stop_switch()
-
-    def record(lab: StepLabSettings, switch):
-        yield from run_frames(provider, lab, switch.start())
-
-    fn, inputs = bind(record, controls, switch)
-    run = run_btn.click(fn, inputs=inputs, outputs=[state, caption, frames_box, frame, math],
-                        api_name="step_lab_run", **SAMPLING)
-    run.then(None, inputs=[frames_box], js=LOAD_JS, api_name=False, queue=False)
-    stop_btn.click(lambda switch: switch.stop(), inputs=switch, api_name="step_lab_stop", queue=False,
-                   show_progress="hidden")
-    return {"state": state, "frame": frame, "controls": controls, "run": run}
 
 
 def server_check(state: gr.State, frame: gr.Slider) -> None:
