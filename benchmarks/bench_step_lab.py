@@ -1,7 +1,8 @@
 """Step microscope tab speed with the shipped checkpoint, fp32: prints
 
   (a) recording one sample's run in float32 (DDIM-50, DDPM over T = 1000) and building the page's payload;
-  (b) the guidance row: w ∈ {0, 0.5, 1, 2, 3, 5, 8} in one batched DDIM-50 run (target ≤ 3 s);
+  (b) the guidance row: w ∈ {0, 0.5, 1, 2, 3, 5, 8} in one batched DDIM-50 run (target ≤ 3 s), and the trajectory
+      map: 4 seeds × 3 digits, DDPM and DDIM over the same ≤ 20 steps (the same ≤ 3 s class);
   (c) in Chromium: scrubbing (range input event -> every view redrawn -> painted) and a pixel click -> the
       densities drawn (targets p95 ≤ 16.7 ms and ≤ 100 ms).
 
@@ -29,7 +30,9 @@ from explorer.model import DEFAULT_MODEL  # noqa: E402
 from explorer.runs import RunSettings  # noqa: E402
 from explorer.samplers import bf16_is_fast, model_eps_fn, sample  # noqa: E402
 from explorer.schedules import make_schedule  # noqa: E402
-from explorer.steplab import StepLabSettings, guidance_row, record_all  # noqa: E402
+from explorer.pca import load_basis  # noqa: E402
+from explorer.steplab import (MAP_DIGITS, MAP_MAX_STEPS, MAP_SEEDS, StepLabSettings, guidance_row,  # noqa: E402
+                              record_all, trajectory_map)
 from explorer.ui.step_lab import payload  # noqa: E402
 
 
@@ -68,6 +71,13 @@ def bench_guidance_row(model, runs: int):
         guidance_row(model, StepLabSettings(lab().run.replace(seed=i)))
         times.append((time.perf_counter() - start) * 1000)
     summary("(b) guidance row, 7 values of w, DDIM-50, one batched run, fp32", times, 3000)
+    project, times = load_basis().project, []
+    for i in range(runs):
+        start = time.perf_counter()
+        trajectory_map(model, StepLabSettings(lab().run.replace(seed=i)), project)
+        times.append((time.perf_counter() - start) * 1000)
+    name = f"{MAP_SEEDS} seeds × {len(MAP_DIGITS)} digits, DDPM + DDIM-{MAP_MAX_STEPS}"
+    summary(f"(b) trajectory map, {name}, fp32", times, 3000)
     # the same machine state, for scale: the Reverse tab's DDIM-50 × 16 digits at w = 3 (README: 1.13 s idle, 1 thread)
     s = make_schedule("linear", 1000)
     eps_fn = model_eps_fn(model, s, torch.arange(16) % 10, 3.0, "fp32")
