@@ -1,7 +1,8 @@
-"""The Step microscope tab driven through gradio_client: a recorded run, its frame / pixel / math APIs, bad input.
+"""The Step microscope tab driven through gradio_client: a recorded run, its frame / pixel / math APIs, bad input,
+and the Reverse tab's run brought into the microscope.
 
-The tab runs on a tiny random UNet (these tests must not depend on the shipped weights), injected through its
-ModelProvider; one app for the module, a fresh client session per test.
+The tabs run on a tiny random UNet (these tests must not depend on the shipped weights), injected through their
+ModelProvider; one app for the module (the Reverse tab and the microscope, wired as build_demo wires them).
 """
 
 import base64
@@ -15,11 +16,14 @@ import pytest
 import torch
 from gradio_client import Client
 
+from explorer.data import to_uint8
 from explorer.model import ModelProvider
 from explorer.runs import RunSettings
 from explorer.schedules import make_schedule
 from explorer.steplab import GUIDANCE_ROW, StepLabSettings
-from explorer.ui.step_lab import build_step_lab_tab, run_frames
+from explorer.ui.reverse import build_reverse_tab
+from explorer.ui.sampling import recorder
+from explorer.ui.step_lab import build_step_lab_tab, inspect_reverse, run_frames
 from tiny_models import tiny_model
 from served_app import error_message, launch, raw_call
 
@@ -36,9 +40,15 @@ def model():
 
 
 @pytest.fixture(scope="module")
-def app(model):
+def provider(model):
+    return ModelProvider(lambda: (model, CARD))
+
+
+@pytest.fixture(scope="module")
+def app(provider):
     with gr.Blocks() as demo:
-        build_step_lab_tab(demo, ModelProvider(lambda: (model, CARD)))
+        reverse = build_reverse_tab(demo, provider)
+        build_step_lab_tab(demo, provider, reverse["state"])
     launch(demo)
     yield demo
     demo.close()
@@ -172,11 +182,11 @@ def test_nan_sent_straight_to_the_api_gets_a_message(app):
     assert "η" in error_message(raw_call(app, "step_lab_run", body))
 
 
-def test_a_stopped_run_ends_normally_with_the_steps_recorded_so_far(model):
+def test_a_stopped_run_ends_normally_with_the_steps_recorded_so_far(provider):
     lab = StepLabSettings(RunSettings(make_schedule("linear", 100), sampler="ddpm", digit="3"))
     stop = threading.Event()
     updates = []
-    for update in run_frames(ModelProvider(lambda: (model, CARD)), lab, stop):
+    for update in run_frames(provider, lab, stop):
         updates.append(update)
         if update[0] is not None and update[0].count >= 3:
             stop.set()  # the Stop button
@@ -200,5 +210,80 @@ def test_the_trajectory_map_draws_both_samplers_paths_over_the_data_cloud(client
     plot, caption = client.predict(*args(schedule=["linear", 10, 1e-4, 0.02, 0.008, False], steps=3),
                                    api_name="/step_lab_trajectory_map")
     names = [tr.get("name") for tr in json.loads(plot["plot"])["data"]]
-    assert "held-out digits" in names and "this tab's run" in names
-    assert "DDPM · digit 0" in names and "DDIM · digit 7" in names and "DDPM over all 10 steps" in caption
+    assert {"held-out digits", "this tab's run", "x_T of each seed", "DDPM · digit 0", "DDIM · digit 7"} <= set(names)
+    assert "4 seeds (0, 1, 2, 3) × 3 digits (0, 1, 7)" in caption and "the same 3 timesteps" in caption
+
+
+# ---------------------------------------------------------------- the Reverse tab's run in the microscope
+
+
+def reverse_args(sampler="ddim", steps=6, eta=1.0, digit="mixed", guidance=3.0, seed=3, n=4):
+    return [*LINEAR, sampler, steps, eta, "trailing", digit, guidance, seed, n]
+
+
+def reverse_payload(chunk: str) -> dict:
+    """The Reverse tab's frames for its page: x_t, ε̂, x̂₀ as (frames, B, H, W) uint8."""
+    c = json.loads(chunk)
+    for key in ("x_t", "eps", "x0_hat"):
+        c[key] = np.frombuffer(zlib.decompress(base64.b64decode(c[key])), np.uint8).reshape(-1, c["batch"], c["h"],
+                                                                                               c["w"])
+    return c
+
+
+@pytest.fixture(scope="module")
+def inspected(app):
+    """A session of its own: a Reverse run (DDIM-6, η = 1, w = 3, four digits), then its sample 2 in the microscope."""
+    client = Client(app.local_url, verbose=False)
+    _, chunk, *_ = client.predict(*reverse_args(), api_name="/reverse_sample")
+    caption, frames, _, math_md = client.predict(2, api_name="/step_lab_inspect_reverse")
+    return client, reverse_payload(chunk), frames_payload(frames), caption, math_md
+
+
+def test_inspecting_the_reverse_run_gives_the_reverse_tabs_frames_of_the_chosen_sample(inspected):
+    _, reverse, p, caption, _ = inspected
+    assert "The Reverse tab's run, sample 2 (row 2, column 1 of its 4)" in caption and "Done: 6 steps" in caption
+    assert np.array_equal(to_uint8(torch.from_numpy(p["floats"]["x_t"].copy())), reverse["x_t"][:, 2])  # 7 frames
+    assert np.array_equal(p["views"]["x0_hat"], reverse["x0_hat"][:, 2])
+    assert np.array_equal(p["views"]["eps"], reverse["eps"][:, 2])
+
+
+def test_every_view_works_on_the_inspected_run(inspected):
+    client, _, p, _, math_md = inspected
+    view = client.predict(3, api_name="/step_lab_view")
+    assert np.array_equal(np.array(view["images"]["eps_delta"], np.uint8), p["views"]["eps_delta"][3])
+    assert view["labels"] == p["labels"][3] and len(view["spectra"]["signal"]) == 15
+    px = client.predict(3, 14, 14, api_name="/step_lab_pixel")
+    assert px["drawn"] == pytest.approx(float(p["floats"]["x_t"][4, 14, 14])) and px["q_hat"]["std"] > 0
+    assert "DDIM" in math_md and "w = 3" in client.predict(3, api_name="/step_lab_math")
+
+
+def test_a_sample_outside_the_reverse_batch_is_refused(inspected):
+    client = inspected[0]
+    with pytest.raises(Exception, match="sample .* 0 to 3"):
+        client.predict(4, api_name="/step_lab_inspect_reverse")
+    assert client.predict(0, 0, 0, api_name="/step_lab_pixel")["frame"] == 0  # the inspected run stays
+
+
+def test_inspecting_before_any_reverse_run_says_to_sample_there_first(app):
+    client = Client(app.local_url, verbose=False)  # a fresh session: the Reverse tab has no run
+    with pytest.raises(Exception, match="no run yet"):
+        client.predict(0, api_name="/step_lab_inspect_reverse")
+    assert "Run" in client.predict(0, api_name="/step_lab_math")
+
+
+def test_a_one_step_reverse_run_has_one_frame_to_inspect(app):
+    client = Client(app.local_url, verbose=False)
+    client.predict(*reverse_args(steps=1, n=2), api_name="/reverse_sample")
+    caption, frames, _, _ = client.predict(1, api_name="/step_lab_inspect_reverse")
+    assert "Done: 1 steps" in caption and "one frame to inspect" in caption and frames_payload(frames)["count"] == 1
+    assert client.predict(0, 3, 3, api_name="/step_lab_pixel")["frame"] == 0
+
+
+def test_a_stopped_reverse_run_is_inspected_up_to_where_it_stopped(provider):
+    run = RunSettings(make_schedule("linear", 20), sampler="ddpm", digit="mixed", guidance=2.0, n=3)
+    for traj in recorder(provider, run):  # the Reverse tab's recording, stopped after its third step
+        if traj.count == 3:
+            break
+    *_, (rec, caption, chunk, slider, _) = inspect_reverse(provider, traj, 1)
+    assert rec.count == 3 and not rec.finished and slider["maximum"] == 2 and frames_payload(chunk)["count"] == 3
+    assert "stopped after 3 of 20 steps" in caption and "Done: 3 steps" in caption
