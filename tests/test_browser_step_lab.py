@@ -1,12 +1,16 @@
 """The Step microscope tab in headless Chromium: scrubbing and a pixel click redraw every view in the page, with the
-pixels and numbers the server's step_lab_view / step_lab_pixel return."""
+pixels and numbers the server's step_lab_view / step_lab_pixel return; the Reverse tab's run, inspected, shows
+the pixels the Reverse tab shows."""
 
 import json
 
 import numpy as np
 import pytest
 
+from playwright.sync_api import expect
+
 from explorer.model import DEFAULT_MODEL
+from explorer.render import GRID_GAP, grid_columns
 from explorer.steplab import DEFAULTS, StepLabSettings, record_all
 from explorer.ui.step_lab import frame_view, pixel_view
 from browser import app_page
@@ -122,7 +126,7 @@ def test_releasing_the_slider_typesets_the_frames_math(page, server_run):
 
 
 def test_img2img_from_a_test_digit_shows_the_true_x0_and_its_posterior(page):
-    # last in the module: it records a new run in the page
+    # near the end of the module: it records a new run in the page
     page.locator("#steplab-view").scroll_into_view_if_needed()
     page.get_by_label("start from").click()
     page.get_by_role("option", name="img2img from the test digit 7 (x₀ known)").click()
@@ -135,3 +139,44 @@ def test_img2img_from_a_test_digit_shows_the_true_x0_and_its_posterior(page):
     assert canvas(page, "x0_true").max() == 255  # a white-on-black digit
     shown = json.loads(page.locator(ROOT).get_attribute("data-pixel"))
     assert shown["q_true"] is not None and shown["t"] == 600
+
+
+REVERSE_STEPS, REVERSE_N, REVERSE_SAMPLE = 6, 4, 3  # a DDIM-6 run of 4 samples in the Reverse tab; the 4th
+REVERSE_CANVAS_JS = CANVAS_JS.replace("#steplab-view", "#reverse-viewer")
+
+
+def reverse_sample_pixels(page, k) -> np.ndarray:
+    """Frame k of the Reverse tab as its page draws it, cut down to REVERSE_SAMPLE's tile of the grid."""
+    page.locator("#reverse-frame input[type=number]").fill(str(k))
+    page.locator("#reverse-frame input[type=number]").press("Enter")
+    page.wait_for_function("() => document.querySelector('#reverse-viewer canvas[data-key=\"x_t\"]').dataset.frame "
+                           f"=== '{k}'", timeout=10_000)
+    w, h, data = page.evaluate(REVERSE_CANVAS_JS, "x_t")
+    row, col = divmod(REVERSE_SAMPLE, grid_columns(REVERSE_N))
+    y, x = row * (28 + GRID_GAP), col * (28 + GRID_GAP)
+    return np.array(data, np.uint8).reshape(h, w, 4)[y:y + 28, x:x + 28, 0]
+
+
+def test_inspecting_the_reverse_tabs_run_draws_the_pixels_the_reverse_tab_draws(page):
+    # last in the module: it samples in the Reverse tab, then brings that run into the microscope
+    page.get_by_role("tab", name="Reverse").click()
+    page.locator("#reverse-steps input[type=number]").fill(str(REVERSE_STEPS))
+    page.locator("#reverse-steps input[type=number]").press("Enter")
+    samples = page.get_by_role("spinbutton", name="samples")
+    samples.fill(str(REVERSE_N))
+    samples.press("Enter")
+    page.locator("#reverse-sample").click()
+    expect(page.locator("#reverse-caption")).to_contain_text(f"Done: {REVERSE_STEPS} steps", timeout=90_000)
+    reverse = {k: reverse_sample_pixels(page, k) for k in (0, 5, REVERSE_STEPS)}  # the last: the result x_0
+    page.get_by_role("tab", name="Step microscope").click()
+    page.locator("#steplab-reverse-sample input").fill(str(REVERSE_SAMPLE))
+    page.locator("#steplab-inspect-reverse").click()
+    expect(page.locator("#steplab-caption")).to_contain_text(
+        f"sample {REVERSE_SAMPLE} (row 2, column 2 of its {REVERSE_N})", timeout=90_000)
+    page.wait_for_function(f"() => document.querySelector('{ROOT}').dataset.count === '{REVERSE_STEPS}' && "
+                           f"!document.querySelector('{ROOT}').classList.contains('ddpm-steplab-img2img')")
+    for k in (0, 5):
+        go_to(page, k)
+        assert np.array_equal(canvas(page, "x_t"), reverse[k]), k
+    go_to(page, REVERSE_STEPS - 1)
+    assert np.array_equal(canvas(page, "x_prev"), reverse[REVERSE_STEPS])  # the last step's x_{t_prev}: the result
