@@ -246,27 +246,32 @@ def density_grid(px: dict, points: int = MAX_PIXEL_GRID) -> np.ndarray:
     return np.linspace(lo - pad, hi + pad, points)
 
 
-def run_eps_parts(model, s: Schedule, labels: torch.Tensor, guidance: float, precision: str) -> tuple:
+def run_eps_parts(model, s: Schedule, labels: torch.Tensor, guidance: float, precision: str, keep: int = 0):
     """ε̂(x_t, t) as the Reverse tab computes it (:func:`explorer.samplers.model_eps_fn`), and a list holding the
-    last call's (ε̂_cond, ε̂_uncond, guided ε̂), so that every frame can show the parts.
+    last call's (ε̂_cond, ε̂_uncond, guided ε̂) of sample ``keep``, each (1, C, H, W), for the frame's views.
 
     Where guidance runs one pass (w = 0: the unconditional model, w = 1: the conditional one, or only the null
-    class), that pass is one of the parts and the other one runs as an extra pass, for the display only.
+    class), that pass is one of the parts and the other one runs for sample ``keep`` alone, for the display only.
     """
     inner: list = []
     eps_fn = model_eps_fn(model, s, labels, guidance, precision, parts=inner)
-    skipped = model_eps_fn(model, s, labels, 1.0 if guidance == 0.0 else 0.0, precision)  # the pass w left out
+    one = slice(keep, keep + 1)
+    skipped = model_eps_fn(model, s, labels[one], 1.0 if guidance == 0.0 else 0.0, precision)  # the pass w left out
     unconditional = bool((labels == NULL_CLASS).all())
     latest: list = []
 
     def eps_with_parts(x: torch.Tensor, t: int) -> torch.Tensor:
         eps = eps_fn(x, t)
         eps_c, eps_u = inner.pop()
-        if eps_c is None and unconditional:
-            eps_c = eps_u = eps
-        elif eps_c is None:
-            eps_c, eps_u = (skipped(x, t), eps) if guidance == 0.0 else (eps, skipped(x, t))
-        latest[:] = [(eps_c, eps_u, eps)]
+        if eps_c is not None:  # both passes ran, as one batch
+            parts = (eps_c[one], eps_u[one])
+        elif unconditional:
+            parts = (eps[one], eps[one])
+        elif guidance == 0.0:
+            parts = (skipped(x[one], t), eps[one])
+        else:
+            parts = (eps[one], skipped(x[one], t))
+        latest[:] = [(*parts, eps[one])]
         return eps
 
     return eps_with_parts, latest
@@ -330,7 +335,7 @@ def record_step_lab(model, lab: StepLabSettings, max_steps: int | None = None) -
     n = lab.num_steps()
     last = n if max_steps is None else checks.whole_number(f"The steps to record (of {n})", max_steps, 1, n)
     rec = _empty_run(lab, sampling_schedule(run.schedule), n, *x_start.shape[2:], x0)
-    eps_fn, parts = run_eps_parts(model, run.schedule, run.labels, run.guidance, lab.precision)
+    eps_fn, parts = run_eps_parts(model, run.schedule, run.labels, run.guidance, lab.precision, lab.index)
     loop = reverse_loop(eps_fn, run.schedule, x_start, generator, t_start=t_start, **lab.loop_kwargs())
     for k, step in enumerate(loop):
         _keep_step(rec, k, step, *parts[-1], x0)
@@ -342,7 +347,9 @@ def record_step_lab(model, lab: StepLabSettings, max_steps: int | None = None) -
 
 
 def _keep_step(rec: StepLabRun, k: int, step, eps_cond, eps_uncond, eps_guided, x0) -> None:
-    """Keep step k of the kept sample: its images, the posterior(s), its spectra and numbers."""
+    """Keep step k of the kept sample: its images, the posterior(s), its spectra and numbers.
+
+    ``step`` holds the whole batch; ``eps_cond``, ``eps_uncond``, ``eps_guided`` are the kept sample's already."""
     b = slice(rec.settings.index, rec.settings.index + 1)  # the kept sample, as (1, 1, H, W) tensors
     s, run = rec.schedule, rec.settings.effective_run()
     t, t_prev = step.t, step.t_prev
@@ -356,8 +363,8 @@ def _keep_step(rec: StepLabRun, k: int, step, eps_cond, eps_uncond, eps_guided, 
     images = {"x0_hat": x0_hat, "eps": step.eps[b], "noise": torch.zeros_like(x_t) if step.noise is None
               else step.noise[b], "term_a": terms[0], "term_b": terms[1], "term_noise": terms[2],
               "mean": terms[0] + terms[1],  # the update without its noise, added as the step added it
-              "q_mean": q_mean, "eps_cond": eps_cond[b], "eps_uncond": eps_uncond[b],
-              "eps_delta": eps_cond[b] - eps_uncond[b], "eps_guided": eps_guided[b]}  # guidance's direction, ε̂
+              "q_mean": q_mean, "eps_cond": eps_cond, "eps_uncond": eps_uncond,
+              "eps_delta": eps_cond - eps_uncond, "eps_guided": eps_guided}  # guidance's direction
     if x0 is not None:
         images["q_true_mean"] = q_posterior_between(x_t, x0, t, t_prev, s)[0]
     for key, img in images.items():
