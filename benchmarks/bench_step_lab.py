@@ -31,8 +31,8 @@ from explorer.runs import RunSettings  # noqa: E402
 from explorer.samplers import bf16_is_fast, model_eps_fn, sample  # noqa: E402
 from explorer.schedules import make_schedule  # noqa: E402
 from explorer.pca import load_basis  # noqa: E402
-from explorer.steplab import (MAP_DIGITS, MAP_MAX_STEPS, MAP_SEEDS, StepLabSettings, guidance_row,  # noqa: E402
-                              record_all, trajectory_map)
+from explorer.steplab import StepLabSettings, guidance_row, record_all  # noqa: E402
+from explorer.trajectory_map import MAP_DIGITS, MAP_MAX_STEPS, MAP_SEEDS, trajectory_map  # noqa: E402
 from explorer.ui.step_lab import payload  # noqa: E402
 
 

@@ -15,8 +15,8 @@ from explorer.samplers import model_eps_fn, reverse_loop
 from explorer.schedules import make_schedule
 from explorer.spectrum import crossover_frequency, radial_power_spectrum
 from explorer.pca import fit_pca, load_basis
-from explorer.steplab import (MAP_MAX_STEPS, StepLabSettings, from_reverse_run, guidance_row, map_seeds, record_all,
-                              trajectory_map)
+from explorer.steplab import StepLabSettings, from_reverse_run, guidance_row, record_all
+from explorer.trajectory_map import MAP_MAX_STEPS, map_seeds, trajectory_map
 
 LINEAR = make_schedule("linear", 1000)
 

@@ -29,8 +29,9 @@ from ..model import ModelProvider
 from ..runs import DIGIT_LABELS, MAX_GUIDANCE, MAX_RECORDED_STEPS, MAX_SAMPLES, RunSettings
 from ..samplers import DEFAULT_SPACING, SAMPLERS
 from ..pca import load_basis
-from ..steplab import (DEFAULTS, GUIDANCE_ROW, MAP_MAX_STEPS, STARTS, StepLabRun, StepLabSettings, from_reverse_run,
-                       guidance_evaluation, guidance_row, record_step_lab, trajectory_map)
+from ..steplab import (DEFAULTS, GUIDANCE_ROW, STARTS, StepLabRun, StepLabSettings, from_reverse_run,
+                       guidance_evaluation, guidance_row, record_step_lab)
+from ..trajectory_map import MAP_MAX_STEPS, trajectory_map
 from .common import LATEX, image_file
 from .controls import ScheduleControls, bind
 from .sampling import SAMPLING, model_status, stop_switch, stopped_caption, stream_latest
