@@ -1,6 +1,7 @@
 """Step microscope tab speed with the shipped checkpoint, fp32: prints
 
   (a) recording one sample's run in float32 (DDIM-50, DDPM over T = 1000) and building the page's payload;
+      re-recording the Reverse tab's default run (DDIM-50 × 16 digits) to inspect one of its samples;
   (b) the guidance row: w ∈ {0, 0.5, 1, 2, 3, 5, 8} in one batched DDIM-50 run (target ≤ 3 s), and the trajectory
       map: 4 seeds × 3 digits, DDPM and DDIM over the same ≤ 20 steps (the same ≤ 3 s class);
   (c) in Chromium: scrubbing (range input event -> every view redrawn -> painted) and a pixel click -> the
@@ -28,10 +29,10 @@ import torch  # noqa: E402
 from benchmarks.common import app_in_chromium  # noqa: E402
 from explorer.model import DEFAULT_MODEL  # noqa: E402
 from explorer.runs import RunSettings  # noqa: E402
-from explorer.samplers import bf16_is_fast, model_eps_fn, sample  # noqa: E402
+from explorer.samplers import bf16_is_fast, model_eps_fn, sample, uses_bf16  # noqa: E402
 from explorer.schedules import make_schedule  # noqa: E402
 from explorer.pca import load_basis  # noqa: E402
-from explorer.steplab import StepLabSettings, guidance_row, record_all  # noqa: E402
+from explorer.steplab import REVERSE_PRECISION, StepLabSettings, guidance_row, record_all  # noqa: E402
 from explorer.trajectory_map import MAP_DIGITS, MAP_MAX_STEPS, MAP_SEEDS, trajectory_map  # noqa: E402
 from explorer.ui.step_lab import payload  # noqa: E402
 
@@ -62,6 +63,15 @@ def bench_recording(model, runs: int, skip_ddpm: bool):
             pay_ms.append((time.perf_counter() - start) * 1000)
         summary(f"(a) record one sample, {name}, fp32", rec_ms)
         summary(f"(a) payload for the page, {name} ({size / 1e6:.1f} MB of JSON)", pay_ms)
+    # the Reverse tab's run brought into the microscope: its defaults (DDIM-50 × 16 digits, w = 3) re-recorded
+    # whole in its own precision, one sample kept
+    reverse, times = RunSettings(make_schedule("linear", 1000)), []
+    for i in range(runs):
+        start = time.perf_counter()
+        record_all(model, StepLabSettings(reverse.replace(seed=i), sample=5, precision=REVERSE_PRECISION))
+        times.append((time.perf_counter() - start) * 1000)
+    precision = "bf16" if uses_bf16(REVERSE_PRECISION) else "fp32"
+    summary(f"(a) inspect the Reverse tab's DDIM-50 × 16 run (its precision here: {precision})", times)
 
 
 def bench_guidance_row(model, runs: int):
