@@ -50,6 +50,11 @@ NUMBER_FIELDS = ("t", "t_prev", "alpha_bar_t", "alpha_bar_prev", "beta_t", "sigm
                  "q_std", "sigma_fixed_small", "sigma_fixed_large", "crossover")
 
 
+def check_sample(sample, n: int) -> int:
+    """Which sample of a batch of n: a whole number from 0 to n − 1, or ValueError."""
+    return checks.whole_number(f"The sample (the run has {n}, numbered from 0)", sample, 0, n - 1)
+
+
 @dataclass(frozen=True)
 class StepLabSettings:
     """A microscope run: the reverse run's settings, where it starts and, for img2img, from which t.
@@ -71,9 +76,7 @@ class StepLabSettings:
         if self.sample is None:
             object.__setattr__(self, "run", self.run.replace(n=1))
         else:
-            n = self.run.n
-            object.__setattr__(self, "sample", checks.whole_number(
-                f"The sample (the run has {n}, numbered from 0)", self.sample, 0, n - 1))
+            object.__setattr__(self, "sample", check_sample(self.sample, self.run.n))
         checks.one_of("precision", self.precision, PRECISIONS)
         checks.one_of("start", self.start, STARTS)
         checks.one_of("DDPM variance", self.variance, DDPM_VARIANCES)
@@ -310,6 +313,7 @@ def from_reverse_run(traj, sample) -> tuple[StepLabSettings, int]:
     """
     if traj is None or traj.count == 0 or traj.settings is None:
         raise ValueError("The Reverse tab has no run yet: press Sample there first, then inspect it here.")
+    sample = check_sample(sample, traj.settings.n)  # None too: it would mean a run of one sample, not of this batch
     return StepLabSettings(traj.settings, sample=sample, precision=REVERSE_PRECISION), traj.count
 
 

@@ -293,8 +293,9 @@ def test_inspecting_needs_a_reverse_run_and_a_sample_of_its_batch(tiny):
     with pytest.raises(ValueError, match="no run yet"):
         from_reverse_run(None, 0)
     traj, _ = reverse_run(tiny, RunSettings(make_schedule("linear", 10), steps=2, n=4))
-    with pytest.raises(ValueError, match="sample .* 0 to 3"):
-        from_reverse_run(traj, 4)
+    for sample in (4, None, 1.5):
+        with pytest.raises(ValueError, match="sample .* 0 to 3"):
+            from_reverse_run(traj, sample)
 
 
 @pytest.mark.parametrize("t_start, steps", [(600, 7), (17, 7), (1000, 13), (1000, 50)])

@@ -324,15 +324,16 @@ def _reverse_inspector(provider: ModelProvider, reverse_state: gr.State, switch:
 
     Returns a function that wires it to the tab's outputs (they are laid out after it) and returns its event."""
     with gr.Group():
-        sample = gr.Number(0, label="sample of its batch (0 = top left, then row by row)", precision=0, minimum=0,
-                           maximum=MAX_SAMPLES - 1, step=1, elem_id="steplab-reverse-sample")
+        # no precision: NaN from the API reaches the check (precision=0 fails to round it, without a message)
+        which = gr.Number(0, label="sample of its batch (0 = top left, then row by row)", minimum=0,
+                          maximum=MAX_SAMPLES - 1, step=1, elem_id="steplab-reverse-sample")
         button = gr.Button("Inspect the Reverse tab's run", elem_id="steplab-inspect-reverse")
 
-    def inspect(traj, k, switch):
-        yield from inspect_reverse(provider, traj, k, switch.start())
+    def inspect(traj, sample, switch):
+        yield from inspect_reverse(provider, traj, sample, switch.start())
 
     def wire(outputs: list):
-        fn, inputs = bind(inspect, reverse_state, sample, switch)
+        fn, inputs = bind(inspect, reverse_state, which, switch)
         return button.click(fn, inputs=inputs, outputs=outputs, api_name="step_lab_inspect_reverse", **SAMPLING)
 
     return wire
