@@ -214,8 +214,8 @@ def trajectory_map_figure(cloud: np.ndarray, cloud_labels: np.ndarray, paths: di
             fig.add_scatter(x=path[-1:, 0], y=path[-1:, 1], mode="markers", legendgroup=name, showlegend=False,
                             marker=dict(symbol="star", size=11, color=colours[digit]), hoverinfo="skip")
     starts = paths["ddim"][::len(digits), 0]  # each seed's x_T, shared by its digits and both samplers
-    fig.add_scatter(x=starts[:, 0], y=starts[:, 1], mode="markers+text", name="x_T of each seed",
-                    text=[f"seed {s}" for s in seeds], textposition="top center",
+    fig.add_scatter(x=starts[:, 0], y=starts[:, 1], mode="markers", name="x_T of each seed",
+                    hovertext=[f"x_T of seed {s}" for s in seeds], hoverinfo="text",  # close together: no labels
                     marker=dict(symbol="circle-open", size=12, color="black"))
     if run_path is not None:
         fig.add_scatter(x=run_path[:, 0], y=run_path[:, 1], mode="lines+markers", name="this tab's run",
