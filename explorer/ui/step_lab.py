@@ -5,7 +5,9 @@
 floats the pixel inspector needs. Scrubbing the frame slider, ◀ ▶ and clicking a pixel are drawn in the page
 (static/step_lab.js), no request. The LaTeX panel comes from the server when the slider is released, as the
 Forward tab's does. The ``step_lab_view`` and ``step_lab_pixel`` APIs return what the page shows for a frame
-and pixel (a browser test checks they are equal).
+and pixel (a browser test checks they are equal). **Inspect the Reverse tab's run** (``step_lab_inspect_reverse``;
+build_demo hands this tab the Reverse tab's ``gr.State``) re-records that run with the same numbers
+(:func:`explorer.steplab.from_reverse_run`) and shows one sample of its batch in every view.
 
 Layout and wiring only; every number comes from explorer.steplab / posterior / spectrum / diffusion.
 """
