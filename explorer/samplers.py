@@ -164,14 +164,18 @@ PRECISIONS = ("auto", "fp32", "bf16")
 
 
 def bf16_is_fast(device: torch.device | str = "cpu") -> bool:
-    """True where the device runs bfloat16 natively (CPU: oneDNN with AVX-512 BF16 / AMX or AVX-512 cores;
-    CUDA: Ampere or newer), so autocast pays off."""
+    """True where the device runs bfloat16 natively, so autocast pays off: a CPU with the AVX-512 BF16 or AMX
+    instructions, a CUDA GPU of the Ampere generation or newer.
+
+    Not oneDNN's ``_is_mkldnn_bf16_supported()``: it is True on every AVX-512 core, where bfloat16 is emulated
+    and a DDIM-50 run of the digit model takes 2.2× as long as in float32 (an AVX-512 Xeon without BF16).
+    """
     if torch.device(device).type == "cuda":
         return torch.cuda.is_bf16_supported()
     if torch.device(device).type != "cpu":
         return False
     try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
     except (AttributeError, RuntimeError):
         return False
 

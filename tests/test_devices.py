@@ -89,6 +89,16 @@ def test_bf16_auto_follows_the_device():
     assert uses_bf16("auto", "mps") is False  # only CPUs and CUDA GPUs with native bf16 get it automatically
 
 
+@pytest.mark.parametrize("avx512_bf16, amx, native", [(False, False, False), (True, False, True), (False, True, True)])
+def test_auto_bf16_on_a_cpu_needs_its_bf16_instructions(monkeypatch, avx512_bf16, amx, native):
+    # oneDNN says "bf16 supported" on any AVX-512 core, where it is emulated and twice as slow as fp32:
+    # that answer must not decide (it is True here either way)
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    assert uses_bf16("auto", "cpu") is native
+
+
 def test_the_network_output_returns_to_the_samplers_device():
     model = random_model()
     s = make_schedule("linear", 50)
