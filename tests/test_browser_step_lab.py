@@ -150,7 +150,7 @@ def reverse_sample_pixels(page, k) -> np.ndarray:
     page.locator("#reverse-frame input[type=number]").fill(str(k))
     page.locator("#reverse-frame input[type=number]").press("Enter")
     page.wait_for_function("() => document.querySelector('#reverse-viewer canvas[data-key=\"x_t\"]').dataset.frame "
-                           f"=== '{k}'", timeout=10_000)
+                           f"=== '{k}'", timeout=30_000)
     w, h, data = page.evaluate(REVERSE_CANVAS_JS, "x_t")
     row, col = divmod(REVERSE_SAMPLE, grid_columns(REVERSE_N))
     y, x = row * (28 + GRID_GAP), col * (28 + GRID_GAP)
@@ -165,8 +165,12 @@ def test_inspecting_the_reverse_tabs_run_draws_the_pixels_the_reverse_tab_draws(
     samples = page.get_by_role("spinbutton", name="samples")
     samples.fill(str(REVERSE_N))
     samples.press("Enter")
+    viewer = "#reverse-viewer .ddpm-rev-viewer"
+    old_run = page.locator(viewer).get_attribute("data-run")  # (set if this test runs again after a timeout)
     page.locator("#reverse-sample").click()
     expect(page.locator("#reverse-caption")).to_contain_text(f"Done: {REVERSE_STEPS} steps", timeout=90_000)
+    page.wait_for_function(f"(old) => {{ const v = document.querySelector('{viewer}'); return v.dataset.run !== old "
+                           f"&& v.dataset.frames === '{REVERSE_STEPS + 1}'; }}", arg=old_run, timeout=30_000)
     reverse = {k: reverse_sample_pixels(page, k) for k in (0, 5, REVERSE_STEPS)}  # the last: the result x_0
     page.get_by_role("tab", name="Step microscope").click()
     page.locator("#steplab-reverse-sample input").fill(str(REVERSE_SAMPLE))
