@@ -1,4 +1,4 @@
-"""One reverse run of the digit model: its settings (validated once, here), labels, x_T and img2img's start.
+"""One reverse run of the digit model: its settings (validated once, here), labels, x_T and img2img's start and run.
 
 A :class:`RunSettings` is what the Reverse controls, the API and the CLIs describe: schedule, sampler,
 steps, η, spacing, digit class, guidance, seed, number of samples. It can only be built valid, so the
@@ -122,6 +122,40 @@ def initial_noise(seed: int, n: int, shape: tuple[int, ...] = (1, 28, 28)) -> tu
 def img2img_steps(steps: int, t_start: int, T: int) -> int:
     """DDIM steps for a run from t_start: the share t_start / T of ``steps`` (as diffusers' img2img "strength")."""
     return max(1, min(t_start, round(steps * t_start / T)))
+
+
+def img2img_run(run: RunSettings, t_start: int) -> RunSettings:
+    """The run of a round trip from t_start as sampled: DDIM takes the share t_start / T of its steps
+    (:func:`img2img_steps`); DDPM takes every step from t_start."""
+    if run.sampler == "ddim":
+        return run.replace(steps=img2img_steps(run.steps, t_start, run.schedule.T))
+    return run
+
+
+@dataclass(frozen=True, eq=False)
+class Img2ImgRun:
+    """An img2img round trip as it ran, enough to run it again: its settings (the round trip's class; DDIM's steps
+    before :func:`img2img_run` takes their share), the t its x_0 was noised to, that x_0 as the model saw it and
+    how many steps were recorded. The same settings give the same noised copies and sampler noise (the seed)."""
+
+    run: RunSettings
+    t_start: int
+    x0: torch.Tensor  # (1, 1, H, W) in [-1, 1]: the input as the model saw it, the true x_0 of every copy
+    count: int = 0  # steps recorded so far
+
+    def __post_init__(self):
+        if not isinstance(self.run, RunSettings):
+            raise ValueError(f"A round trip needs RunSettings, got {self.run!r}.")
+        T = self.run.schedule.T
+        object.__setattr__(self, "t_start", checks.whole_number(f"The img2img start t (T = {T})", self.t_start, 1, T))
+        if not (isinstance(self.x0, torch.Tensor) and self.x0.dim() == 4 and self.x0.shape[:2] == (1, 1)):
+            raise ValueError(f"A round trip's x_0 is one (1, 1, H, W) image, got {getattr(self.x0, 'shape', self.x0)}.")
+        object.__setattr__(self, "count", checks.whole_number("The recorded steps", self.count, 0, self.num_steps))
+
+    @property
+    def num_steps(self) -> int:
+        """Steps of the whole round trip (from t_start to 0)."""
+        return img2img_run(self.run, self.t_start).num_steps(self.t_start)
 
 
 def image_to_digit_tensor(im: Image.Image) -> torch.Tensor:

@@ -12,7 +12,7 @@ recorded so far. Nothing here is a new formula: it calls :mod:`explorer.diffusio
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -21,7 +21,7 @@ from . import checks, data
 from .diffusion import DDPM_VARIANCES, classifier_free_guidance, ddim_coefficients, ddpm_variances, q_sample
 from .model import NULL_CLASS
 from .posterior import gaussian_density, q_posterior_between
-from .runs import RunSettings, image_to_digit_tensor, img2img_start, img2img_steps, initial_noise
+from .runs import Img2ImgRun, RunSettings, image_to_digit_tensor, img2img_run, img2img_start, initial_noise
 from .samplers import PRECISIONS, model_eps_fn, reverse_loop, sampling_schedule
 from .schedules import DEFAULT_T, Schedule, make_schedule
 from .spectrum import crossover_frequency, radial_power_spectrum
@@ -29,6 +29,7 @@ from .spectrum import crossover_frequency, radial_power_spectrum
 # where a run starts: pure noise x_T, or a bundled MNIST digit noised to t_start (img2img: x_0 is known)
 DIGIT_STARTS = {p.stem: p for p in data.EXAMPLES if p.stem.startswith("mnist_")}
 STARTS = ("noise", *DIGIT_STARTS)
+IMAGE_START = "image"  # a given x_0: the Reverse tab's img2img round trip (its input, as the model saw it)
 PRECISION = "fp32"  # the microscope's own numbers are reproducible on any CPU
 # The Reverse tab samples with model_eps_fn's default precision (ui/sampling.recorder): a run of it is re-recorded
 # so, for the same numbers (bfloat16 where the CPU runs it natively).
@@ -64,11 +65,12 @@ class StepLabSettings:
     """
 
     run: RunSettings
-    start: str = "noise"  # "noise" or a bundled digit (img2img: the true x_0 is known)
+    start: str = "noise"  # "noise", a bundled digit or IMAGE_START (img2img: the true x_0 is known)
     t_start: int = 500  # img2img only: the digit is noised to this t first
     variance: str = "fixed_small"  # DDPM's σ_t²: β̃_t ("fixed_small") or β_t ("fixed_large")
     sample: int | None = None  # None: one sample of its own; else which sample of the run's batch is kept
     precision: str = PRECISION  # the network's arithmetic (explorer.samplers.PRECISIONS)
+    x0: torch.Tensor | None = field(default=None, compare=False, repr=False)  # IMAGE_START's x_0, (1, 1, H, W)
 
     def __post_init__(self):
         if not isinstance(self.run, RunSettings):
@@ -78,7 +80,9 @@ class StepLabSettings:
         else:
             object.__setattr__(self, "sample", check_sample(self.sample, self.run.n))
         checks.one_of("precision", self.precision, PRECISIONS)
-        checks.one_of("start", self.start, STARTS)
+        checks.one_of("start", self.start, (*STARTS, IMAGE_START))
+        if (self.start == IMAGE_START) != (self.x0 is not None):
+            raise ValueError(f"A run from a given image (start {IMAGE_START!r}) needs its x_0, and only it has one.")
         checks.one_of("DDPM variance", self.variance, DDPM_VARIANCES)
         if self.start != "noise":
             T = self.run.schedule.T
@@ -96,9 +100,7 @@ class StepLabSettings:
 
     def effective_run(self) -> RunSettings:
         """The run as sampled: img2img's DDIM takes the share t_start / T of the steps."""
-        if self.img2img and self.run.sampler == "ddim":
-            return self.run.replace(steps=img2img_steps(self.run.steps, self.t_start, self.run.schedule.T))
-        return self.run
+        return img2img_run(self.run, self.t_start) if self.img2img else self.run
 
     def num_steps(self) -> int:
         return self.effective_run().num_steps(self.t_start if self.img2img else None)
@@ -299,7 +301,9 @@ def _start(lab: StepLabSettings):
     if not lab.img2img:
         x, generator = initial_noise(run.seed, run.n)
         return x, generator, None, None
-    x0 = image_to_digit_tensor(data.load_image(DIGIT_STARTS[lab.start]))  # (1, 1, 28, 28)
+    x0 = lab.x0  # (1, 1, H, W): given (IMAGE_START), or a bundled digit's
+    if x0 is None:
+        x0 = image_to_digit_tensor(data.load_image(DIGIT_STARTS[lab.start]))
     generator = torch.Generator().manual_seed(run.seed)
     return img2img_start(x0, lab.t_start, run.schedule, run.n, generator), generator, lab.t_start, x0
 
@@ -315,6 +319,21 @@ def from_reverse_run(traj, sample) -> tuple[StepLabSettings, int]:
         raise ValueError("The Reverse tab has no run yet: press Sample there first, then inspect it here.")
     sample = check_sample(sample, traj.settings.n)  # None too: it would mean a run of one sample, not of this batch
     return StepLabSettings(traj.settings, sample=sample, precision=REVERSE_PRECISION), traj.count
+
+
+def from_img2img_run(trip: Img2ImgRun | None, sample) -> tuple[StepLabSettings, int]:
+    """The microscope run that re-records sample ``sample`` of the Reverse tab's img2img round trip, with its true
+    x_0 known, and how many steps to record (as many as the round trip recorded).
+
+    The same RunSettings, t_start and x_0 give the same noised copies (img2img_start from the seed's generator),
+    batch, precision and sampler noise, so the same numbers (as :func:`from_reverse_run`).
+    """
+    if trip is None or trip.count == 0:
+        raise ValueError("The Reverse tab has no img2img round trip yet: press 'Noise and denoise' there first "
+                         "(in its img2img accordion), then inspect it here.")
+    sample = check_sample(sample, trip.run.n)
+    return StepLabSettings(trip.run, start=IMAGE_START, t_start=trip.t_start, sample=sample,
+                           precision=REVERSE_PRECISION, x0=trip.x0), trip.count
 
 
 def _empty_run(lab: StepLabSettings, s: Schedule, n: int, h: int, w: int, x0) -> StepLabRun:

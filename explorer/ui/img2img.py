@@ -1,9 +1,13 @@
 """Reverse tab, img2img round trip: noise an image to t with q_sample, then run the reverse process back from t.
 
-The idea behind Stable Diffusion's img2img *strength*; the run uses the Reverse tab's settings.
+The idea behind Stable Diffusion's img2img *strength*; the run uses the Reverse tab's settings. Each round trip is
+kept (:class:`explorer.runs.Img2ImgRun`, in the ``gr.State`` that :func:`build_img2img` returns), so that the Step
+microscope can run it again with its true x₀ known.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import gradio as gr
 import numpy as np
@@ -11,7 +15,8 @@ import torch
 
 from .. import checks, data, readouts, render
 from ..model import ModelProvider
-from ..runs import DIGIT_LABELS, SAMPLER_LABELS, RunSettings, image_to_digit_tensor, img2img_start, img2img_steps
+from ..runs import (DIGIT_LABELS, SAMPLER_LABELS, Img2ImgRun, RunSettings, image_to_digit_tensor, img2img_run,
+                    img2img_start)
 from ..schedules import DEFAULT_T
 from .common import LATEX, UI_MAX_T, image_file, served_image_path
 from .controls import DIGIT_CHOICES, RunControls, bind
@@ -37,14 +42,15 @@ def drivers(run: RunSettings) -> str:
 
 
 def img2img_frames(provider: ModelProvider, image_path, t_start, run: RunSettings):
-    """Noise an image to t_start with q_sample, denoise from there: yields (input, noised, result, caption)."""
+    """Noise an image to t_start with q_sample, denoise from there: yields (input, noised, result, caption, the
+    round trip kept as an :class:`~explorer.runs.Img2ImgRun`, with the steps recorded so far)."""
     s = run.schedule
     t_start = readouts.check_timestep(s, t_start)
     if t_start < 1:
         raise ValueError("Noise to at least t = 1 (t = 0 is the clean image itself).")
-    if run.sampler == "ddim":
-        run = run.replace(steps=img2img_steps(run.steps, t_start, s.T))
     x0 = image_to_digit_tensor(data.load_image(served_image_path(image_path)))  # (1, 1, 28, 28)
+    kept = Img2ImgRun(run, t_start, x0)
+    run = img2img_run(run, t_start)
     generator = torch.Generator().manual_seed(run.seed)
     x_start = img2img_start(x0, t_start, s, run.n, generator)
     shown_in = _grid(data.to_uint8(x0)[:, 0])
@@ -58,7 +64,8 @@ def img2img_frames(provider: ModelProvider, image_path, t_start, run: RunSetting
                    f"{readouts.count(num_steps, SAMPLER_LABELS[run.sampler] + ' step')} back to t = 0 — "
                    f"showing {what}.  \n**What drives the result:** {drivers(run)}; schedule, sampler, seed and "
                    f"samples from the settings above.")
-        yield image_file(shown_in, "x0"), image_file(shown_noised, "x_start"), image_file(result, "result"), caption
+        yield (image_file(shown_in, "x0"), image_file(shown_noised, "x_start"), image_file(result, "result"), caption,
+               replace(kept, count=traj.count))
 
 
 def img2img_range(T):
@@ -69,8 +76,11 @@ def img2img_range(T):
         return gr.skip()
 
 
-def build_img2img(provider: ModelProvider, controls: RunControls, forward_image=None) -> None:
-    """The img2img accordion; the run reads ``controls``. ``forward_image`` (the Forward tab's x₀) adds a button."""
+def build_img2img(provider: ModelProvider, controls: RunControls, forward_image=None) -> dict:
+    """The img2img accordion; the run reads ``controls``. ``forward_image`` (the Forward tab's x₀) adds a button.
+
+    Returns {"state": the ``gr.State`` holding the session's last round trip (an Img2ImgRun, or None)}."""
+    state = gr.State(None)
     with gr.Accordion("img2img round trip: noise an image to t, denoise it back", open=False):
         gr.Markdown("The idea behind Stable Diffusion's img2img *strength*: $x_t$ = q_sample($x_0$, t, ε), then the "
                     "reverse process from t (DDIM uses the share t/T of its steps). The input is turned into a 28×28 "
@@ -114,10 +124,11 @@ def build_img2img(provider: ModelProvider, controls: RunControls, forward_image=
         """img2img with its own class (the page's button): every copy gets ``digit`` ("none": unconditional)."""
         yield from img2img_frames(provider, image_path, t, run.replace(digit=digit))
 
-    outputs = [shown_in, noised, result, caption]
+    outputs = [shown_in, noised, result, caption, state]
     fn, inputs = bind(img2img_class, image, t_start, controls, digit)
     run_btn.click(fn, inputs=inputs, outputs=outputs, api_name="reverse_img2img_class", **SAMPLING)
     # the API as before: the class of the settings above (API only, like reverse_prev)
     api_only = gr.Button(visible=False)
     fn, inputs = bind(img2img, image, t_start, controls)
     api_only.click(fn, inputs=inputs, outputs=outputs, api_name="reverse_img2img", **SAMPLING)
+    return {"state": state}

@@ -7,7 +7,9 @@ floats the pixel inspector needs. Scrubbing the frame slider, ◀ ▶ and clicki
 Forward tab's does. The ``step_lab_view`` and ``step_lab_pixel`` APIs return what the page shows for a frame
 and pixel (a browser test checks they are equal). **Inspect the Reverse tab's run** (``step_lab_inspect_reverse``;
 build_demo hands this tab the Reverse tab's ``gr.State``) re-records that run with the same numbers
-(:func:`explorer.steplab.from_reverse_run`) and shows one sample of its batch in every view.
+(:func:`explorer.steplab.from_reverse_run`) and shows one sample of its batch in every view; **… its img2img round
+trip** (``step_lab_inspect_img2img``, the img2img ``gr.State``) does so for its last round trip, whose true x₀ is
+known (:func:`explorer.steplab.from_img2img_run`).
 
 Layout and wiring only; every number comes from explorer.steplab / posterior / spectrum / diffusion.
 """
@@ -31,8 +33,8 @@ from ..model import ModelProvider
 from ..runs import DIGIT_LABELS, MAX_GUIDANCE, MAX_RECORDED_STEPS, MAX_SAMPLES, RunSettings
 from ..samplers import DEFAULT_SPACING, SAMPLERS
 from ..pca import load_basis
-from ..steplab import (DEFAULTS, GUIDANCE_ROW, STARTS, StepLabRun, StepLabSettings, from_reverse_run,
-                       guidance_evaluation, guidance_row, record_step_lab)
+from ..steplab import (DEFAULTS, GUIDANCE_ROW, STARTS, StepLabRun, StepLabSettings, from_img2img_run,
+                       from_reverse_run, guidance_evaluation, guidance_row, record_step_lab)
 from ..trajectory_map import MAP_MAX_STEPS, trajectory_map
 from .common import LATEX, image_file
 from .controls import ScheduleControls, bind
@@ -185,16 +187,28 @@ def run_frames(provider: ModelProvider, lab: StepLabSettings, stop: threading.Ev
            math_panel(rec, 0))
 
 
-def inspect_reverse(provider: ModelProvider, traj, sample, stop: threading.Event | None = None):
-    """Re-record sample ``sample`` of the Reverse tab's run (its Trajectory) and stream it as :func:`run_frames`."""
-    lab, steps = from_reverse_run(traj, sample)
+def _inspected(what: str, lab: StepLabSettings, steps: int) -> str:
+    """What an inspected run of the Reverse tab is: the caption's opening."""
     n, num_steps = lab.run.n, lab.num_steps()
     row, col = divmod(lab.index, render.grid_columns(n))
-    source = (f"The Reverse tab's run, sample {lab.index} (row {row + 1}, column {col + 1} of its {n}), re-recorded "
+    source = (f"The Reverse tab's {what}, sample {lab.index} (row {row + 1}, column {col + 1} of its {n}), re-recorded "
               f"with its seed, batch, noise and precision. ")
     if steps < num_steps:
         source += f"That run was stopped after {steps} of {num_steps} steps: these are its steps. "
-    yield from run_frames(provider, lab, stop, steps, source)
+    return source
+
+
+def inspect_reverse(provider: ModelProvider, traj, sample, stop: threading.Event | None = None):
+    """Re-record sample ``sample`` of the Reverse tab's run (its Trajectory) and stream it as :func:`run_frames`."""
+    lab, steps = from_reverse_run(traj, sample)
+    yield from run_frames(provider, lab, stop, steps, _inspected("run", lab, steps))
+
+
+def inspect_img2img(provider: ModelProvider, trip, sample, stop: threading.Event | None = None):
+    """Re-record sample ``sample`` of the Reverse tab's img2img round trip (its Img2ImgRun), true x₀ known."""
+    lab, steps = from_img2img_run(trip, sample)
+    what = f"img2img round trip (its input noised to t = {lab.t_start}, the true x₀ known)"
+    yield from run_frames(provider, lab, stop, steps, _inspected(what, lab, steps))
 
 
 def guidance_lab(provider: ModelProvider, lab: StepLabSettings):
@@ -267,10 +281,12 @@ VIEW_HTML = (
 )
 
 
-def build_step_lab_tab(demo: gr.Blocks, provider: ModelProvider, reverse_state: gr.State | None = None) -> dict:
+def build_step_lab_tab(demo: gr.Blocks, provider: ModelProvider, reverse_state: gr.State | None = None,
+                       img2img_state: gr.State | None = None) -> dict:
     """The Step microscope tab: its controls, the page-drawn microscope, the math panel, the guidance row, the map.
 
-    ``reverse_state`` (the Reverse tab's ``gr.State`` holding its run, or None) adds a button that inspects that run.
+    ``reverse_state`` (the Reverse tab's ``gr.State`` holding its run) and ``img2img_state`` (the one holding its
+    img2img round trip) each add a button that inspects that run; None: no such button.
     """
     gr.Markdown(INTRO, latex_delimiters=LATEX)
     status = gr.Markdown("Loading the model…", elem_id="steplab-model-status")
@@ -284,8 +300,10 @@ def build_step_lab_tab(demo: gr.Blocks, provider: ModelProvider, reverse_state: 
             with gr.Row():
                 run_btn = gr.Button("Run", variant="primary", elem_id="steplab-run")
                 stop_btn = gr.Button("Stop", variant="stop", elem_id="steplab-stop")
-            if reverse_state is not None:
-                inspect = _reverse_inspector(provider, reverse_state, switch)
+            sources = {key: st for key, st in (("reverse", reverse_state), ("img2img", img2img_state))
+                       if st is not None}
+            if sources:
+                inspect = _reverse_inspector(provider, sources, switch)
         with gr.Column(scale=2):
             caption = gr.Markdown("Press **Run** to record a run.", elem_id="steplab-caption")
             frame = gr.Slider(0, 1, value=0, step=1, label="frame (step)", elem_id=SLIDER_ID)
@@ -314,29 +332,41 @@ def build_step_lab_tab(demo: gr.Blocks, provider: ModelProvider, reverse_state: 
     fn, inputs = bind(record, controls, switch)
     run = run_btn.click(fn, inputs=inputs, outputs=outputs, api_name="step_lab_run", **SAMPLING)
     run.then(None, inputs=[frames_box], js=LOAD_JS, api_name=False, queue=False)
-    if reverse_state is not None:
-        inspect(outputs).then(None, inputs=[frames_box], js=LOAD_JS, api_name=False, queue=False)
+    if sources:
+        for event in inspect(outputs):
+            event.then(None, inputs=[frames_box], js=LOAD_JS, api_name=False, queue=False)
     stop_btn.click(lambda switch: switch.stop(), inputs=switch, api_name="step_lab_stop", queue=False,
                    show_progress="hidden")
     return {"state": state, "frame": frame, "controls": controls, "run": run}
 
 
-def _reverse_inspector(provider: ModelProvider, reverse_state: gr.State, switch: gr.State):
-    """The button that brings the Reverse tab's run (one sample of its batch) into the microscope.
+# what the Reverse tab keeps -> (button, its elem_id, the handler); the API is step_lab_inspect_<key>
+INSPECT = {"reverse": ("Inspect the Reverse tab's run", "steplab-inspect-reverse", inspect_reverse),
+           "img2img": ("Inspect the Reverse tab's img2img round trip", "steplab-inspect-img2img", inspect_img2img)}
 
-    Returns a function that wires it to the tab's outputs (they are laid out after it) and returns its event."""
+
+def _reverse_inspector(provider: ModelProvider, sources: dict[str, gr.State], switch: gr.State):
+    """The buttons that bring the Reverse tab's run or img2img round trip (one sample of its batch) into the
+    microscope; ``sources``: INSPECT's keys -> the ``gr.State`` holding that run.
+
+    Returns a function that wires them to the tab's outputs (they are laid out after them) and returns the events."""
     with gr.Group():
         # no precision: NaN from the API reaches the check (precision=0 fails to round it, without a message)
         which = gr.Number(0, label="sample of its batch (0 = top left, then row by row)", minimum=0,
                           maximum=MAX_SAMPLES - 1, step=1, elem_id="steplab-reverse-sample")
-        button = gr.Button("Inspect the Reverse tab's run", elem_id="steplab-inspect-reverse")
+        with gr.Row():
+            buttons = {key: gr.Button(INSPECT[key][0], elem_id=INSPECT[key][1]) for key in sources}
 
-    def inspect(traj, sample, switch):
-        yield from inspect_reverse(provider, traj, sample, switch.start())
+    def wire(outputs: list) -> list:
+        events = []
+        for key, kept in sources.items():
+            def inspect(run, sample, switch, handler=INSPECT[key][2]):
+                yield from handler(provider, run, sample, switch.start())
 
-    def wire(outputs: list):
-        fn, inputs = bind(inspect, reverse_state, which, switch)
-        return button.click(fn, inputs=inputs, outputs=outputs, api_name="step_lab_inspect_reverse", **SAMPLING)
+            fn, inputs = bind(inspect, kept, which, switch)
+            events.append(buttons[key].click(fn, inputs=inputs, outputs=outputs, api_name=f"step_lab_inspect_{key}",
+                                             **SAMPLING))
+        return events
 
     return wire
 
