@@ -46,7 +46,8 @@ def build_demo() -> gr.Blocks:
             with gr.Tab("Reverse", id="reverse"):
                 reverse = build_reverse(demo, DEFAULT_MODEL, forward)
             with gr.Tab("Step microscope", id="step_lab"):
-                build_step_lab_tab(demo, DEFAULT_MODEL, reverse["state"])  # it can inspect the Reverse tab's run
+                # it can inspect the Reverse tab's run and its img2img round trip
+                build_step_lab_tab(demo, DEFAULT_MODEL, reverse["state"], reverse["img2img_state"])
             with gr.Tab("Stable Diffusion in miniature", id="tiny_sd"):
                 build_tiny_sd_tab(demo)
             with gr.Tab("2-D lab", id="lab2d"):
@@ -65,12 +66,13 @@ def build_demo() -> gr.Blocks:
 def build_reverse(demo: gr.Blocks, provider: ModelProvider = DEFAULT_MODEL, forward: dict | None = None) -> dict:
     """The Reverse tab: sampling and scrubbing, then the comparison and img2img, which read its run controls.
 
-    ``forward`` is what build_forward_tab returned (its schedule and image can be copied), or None.
+    ``forward`` is what build_forward_tab returned (its schedule and image can be copied), or None. Returns what
+    build_reverse_tab returned, and the img2img round trip's ``gr.State`` as "img2img_state".
     """
     parts = build_reverse_tab(demo, provider, forward["controls"] if forward else None)
     build_reverse_compare(provider, parts["controls"])
-    build_img2img(provider, parts["controls"], forward["x0_image"] if forward else None)
-    return parts
+    img2img = build_img2img(provider, parts["controls"], forward["x0_image"] if forward else None)
+    return {**parts, "img2img_state": img2img["state"]}
 
 
 def page_assets() -> dict:
