@@ -10,12 +10,12 @@ from explorer.data import to_uint8
 from explorer.diffusion import ddim_coefficients, ddim_step, ddpm_step, q_posterior
 from explorer.model import UNet, UNetConfig
 from explorer.posterior import gaussian_density, q_posterior_between
-from explorer.runs import RunSettings, initial_noise
+from explorer.runs import Img2ImgRun, RunSettings, img2img_start, initial_noise
 from explorer.samplers import model_eps_fn, reverse_loop
 from explorer.schedules import make_schedule
 from explorer.spectrum import crossover_frequency, radial_power_spectrum
 from explorer.pca import fit_pca, load_basis
-from explorer.steplab import StepLabSettings, from_reverse_run, guidance_row, record_all
+from explorer.steplab import IMAGE_START, StepLabSettings, from_img2img_run, from_reverse_run, guidance_row, record_all
 from explorer.trajectory_map import MAP_MAX_STEPS, map_seeds, trajectory_map
 
 LINEAR = make_schedule("linear", 1000)
@@ -304,3 +304,37 @@ def test_trailing_ddim_timesteps_are_exactly_steps_many_and_all_at_least_one(t_s
 
     ts = ddim_timesteps(t_start, steps, "trailing")
     assert len(ts) == steps and min(ts) >= 1 and ts[0] == t_start
+
+
+# ---------------------------------------------------------------- the Reverse tab's img2img round trip, re-recorded
+
+
+def test_an_img2img_round_trip_is_re_recorded_from_its_own_x0_and_noised_copies(tiny):
+    run = RunSettings(make_schedule("linear", 20), sampler="ddim", steps=10, eta=1.0, digit="2", seed=7, n=3)
+    x0 = torch.rand(1, 1, 28, 28, generator=torch.Generator().manual_seed(1)) * 2 - 1  # (1, 1, 28, 28)
+    settings, steps = from_img2img_run(Img2ImgRun(run, 12, x0, count=6), 2)
+    rec = record_all(tiny, settings, steps)
+    copies = img2img_start(x0, 12, run.schedule, run.n, torch.Generator().manual_seed(run.seed))  # what img2img ran
+    assert steps == rec.count == rec.num_steps == 6 and rec.finished and settings.run.digit == "2"
+    assert np.array_equal(rec.x0_true, x0[0, 0].numpy()) and np.array_equal(rec.x_t[0], copies[2, 0].numpy())
+    assert rec.frame_numbers(0)["img2img"] and rec.pixel(0, 14, 14)["q_true"] is not None
+
+
+def test_inspecting_needs_an_img2img_round_trip_and_a_sample_of_its_batch():
+    run = RunSettings(make_schedule("linear", 20), sampler="ddpm", n=2)
+    x0 = torch.zeros(1, 1, 28, 28)
+    for trip in (None, Img2ImgRun(run, 5, x0)):  # none yet, or one that recorded no step
+        with pytest.raises(ValueError, match="no img2img round trip yet"):
+            from_img2img_run(trip, 0)
+    with pytest.raises(ValueError, match="sample .* 0 to 1"):
+        from_img2img_run(Img2ImgRun(run, 5, x0, count=5), 2)
+    with pytest.raises(ValueError, match="recorded steps"):
+        Img2ImgRun(run, 5, x0, count=6)  # a DDPM round trip from t = 5 has 5 steps
+
+
+def test_only_a_run_from_a_given_image_has_an_x0():
+    run = RunSettings(make_schedule("linear", 20), steps=5)
+    with pytest.raises(ValueError, match="needs its x_0"):
+        StepLabSettings(run, start=IMAGE_START, t_start=5)
+    with pytest.raises(ValueError, match="needs its x_0"):
+        StepLabSettings(run, x0=torch.zeros(1, 1, 28, 28))

@@ -1,5 +1,5 @@
 """The Step microscope tab driven through gradio_client: a recorded run, its frame / pixel / math APIs, bad input,
-and the Reverse tab's run brought into the microscope.
+and the Reverse tab's run and img2img round trip brought into the microscope.
 
 The tabs run on a tiny random UNet (these tests must not depend on the shipped weights), injected through their
 ModelProvider; one app for the module (the Reverse tab and the microscope, wired as build_demo wires them).
@@ -14,16 +14,21 @@ import gradio as gr
 import numpy as np
 import pytest
 import torch
-from gradio_client import Client
+from gradio_client import Client, handle_file
 
+from explorer import data
 from explorer.data import to_uint8
 from explorer.model import ModelProvider
-from explorer.runs import RunSettings
+from explorer import trajectory as tr
+from explorer.runs import RunSettings, image_to_digit_tensor
+from explorer.samplers import reverse_loop
 from explorer.schedules import make_schedule
 from explorer.steplab import GUIDANCE_ROW, StepLabSettings
+from explorer.ui import img2img
+from explorer.ui.img2img import build_img2img, img2img_frames
 from explorer.ui.reverse import build_reverse_tab
 from explorer.ui.sampling import recorder
-from explorer.ui.step_lab import build_step_lab_tab, inspect_reverse, run_frames
+from explorer.ui.step_lab import build_step_lab_tab, inspect_img2img, inspect_reverse, run_frames
 from tiny_models import tiny_model
 from served_app import error_message, launch, raw_call
 
@@ -48,7 +53,8 @@ def provider(model):
 def app(provider):
     with gr.Blocks() as demo:
         reverse = build_reverse_tab(demo, provider)
-        build_step_lab_tab(demo, provider, reverse["state"])
+        trip = build_img2img(provider, reverse["controls"])
+        build_step_lab_tab(demo, provider, reverse["state"], trip["state"])
     launch(demo)
     yield demo
     demo.close()
@@ -287,3 +293,65 @@ def test_a_stopped_reverse_run_is_inspected_up_to_where_it_stopped(provider):
     *_, (rec, caption, chunk, slider, _) = inspect_reverse(provider, traj, 1)
     assert rec.count == 3 and not rec.finished and slider["maximum"] == 2 and frames_payload(chunk)["count"] == 3
     assert "stopped after 3 of 20 steps" in caption and "Done: 3 steps" in caption
+
+
+# ---------------------------------------------------------------- the Reverse tab's img2img round trip in the microscope
+
+DIGIT = str(data.ASSETS_DIR / "mnist_3.png")
+ROUND_TRIPS = {"ddim-eta1-w3-class": dict(sampler="ddim", steps=10, eta=1.0, digit="4", guidance=3.0, n=3),
+               "ddpm-unconditional": dict(sampler="ddpm", digit="none", guidance=0.0, n=2)}
+
+
+def round_trip(provider, monkeypatch, run: RunSettings, t_start: int):
+    """img2img_frames as the Reverse tab runs it: its kept round trip, the Trajectory its recorder recorded and the
+    float x_t of every step, (N + 1, B, H, W), as its reverse loop made them."""
+    recorded, floats = [], []
+
+    def spy_recorder(*args, **kwargs):
+        for traj in recorder(*args, **kwargs):
+            recorded[:] = [traj]
+            yield traj
+
+    def spy_loop(*args, **kwargs):
+        for step in reverse_loop(*args, **kwargs):
+            if not floats:
+                floats.append(step.x_t[:, 0])  # the noised copies x_{t_start}
+            floats.append(step.x_prev[:, 0])
+            yield step
+
+    monkeypatch.setattr(img2img, "recorder", spy_recorder)
+    monkeypatch.setattr(tr, "reverse_loop", spy_loop)
+    *_, (*_, trip) = img2img_frames(provider, DIGIT, t_start, run)
+    return trip, recorded[0], torch.stack(floats).numpy()
+
+
+@pytest.mark.parametrize("name", ROUND_TRIPS)
+def test_an_img2img_round_trip_inspected_has_its_frames_and_its_true_x0(provider, monkeypatch, name):
+    run = RunSettings(make_schedule("linear", 20), seed=4, **ROUND_TRIPS[name])
+    trip, traj, floats = round_trip(provider, monkeypatch, run, 12)
+    b = run.n - 1
+    *_, (rec, caption, chunk, _, _) = inspect_img2img(provider, trip, b)
+    assert traj.finished and rec.finished and rec.count == traj.num_steps == trip.count  # DDIM: 10 · 12/20 = 6
+    assert np.array_equal(rec.x_t, floats[:, b])  # the same floats, to the bit
+    assert np.array_equal(to_uint8(torch.from_numpy(rec.x_t)), traj.x_t[:, b])  # the round trip's own frames
+    assert np.array_equal(rec.view_frames("x0_hat"), traj.x0_hat[:, b])
+    assert np.array_equal(rec.view_frames("eps"), traj.eps[:, b])
+    assert np.array_equal(rec.x0_true, image_to_digit_tensor(data.load_image(DIGIT))[0, 0].numpy())  # its input
+    assert rec.pixel(0, 14, 14)["q_true"] is not None and "x0_true" in frames_payload(chunk)["views"]
+    assert f"img2img round trip (its input noised to t = 12, the true x₀ known), sample {b}" in caption
+
+
+def test_the_img2img_inspect_api_shows_the_last_round_trip_with_its_true_x0(app):
+    client = Client(app.local_url, verbose=False)
+    client.predict(handle_file(DIGIT), 50, *reverse_args(steps=6, n=2), "7", api_name="/reverse_img2img_class")
+    caption, frames, _, _ = client.predict(1, api_name="/step_lab_inspect_img2img")
+    p = frames_payload(frames)
+    assert "img2img round trip" in caption and "Done: 3 steps" in caption and p["count"] == 3  # 6 · 50/100 steps
+    assert np.array_equal(p["views"]["x0_true"][0], to_uint8(image_to_digit_tensor(data.load_image(DIGIT)))[0, 0])
+    assert client.predict(0, 3, 3, api_name="/step_lab_pixel")["q_true"] is not None
+
+
+def test_inspecting_before_any_img2img_round_trip_says_to_run_one_first(app):
+    client = Client(app.local_url, verbose=False)  # a fresh session: no round trip
+    with pytest.raises(Exception, match="no img2img round trip yet"):
+        client.predict(0, api_name="/step_lab_inspect_img2img")
