@@ -1,6 +1,6 @@
 """The Step microscope tab in headless Chromium: scrubbing and a pixel click redraw every view in the page, with the
 pixels and numbers the server's step_lab_view / step_lab_pixel return; the Reverse tab's run, inspected, shows
-the pixels the Reverse tab shows."""
+the pixels the Reverse tab shows; its img2img round trip, inspected, shows its true x₀."""
 
 import json
 
@@ -9,8 +9,11 @@ import pytest
 
 from playwright.sync_api import expect
 
+from explorer import data
 from explorer.model import DEFAULT_MODEL
 from explorer.render import GRID_GAP, grid_columns
+from explorer.runs import image_to_digit_tensor
+from explorer.data import to_uint8
 from explorer.steplab import DEFAULTS, StepLabSettings, record_all
 from explorer.ui.step_lab import frame_view, pixel_view
 from browser import app_page
@@ -158,7 +161,7 @@ def reverse_sample_pixels(page, k) -> np.ndarray:
 
 
 def test_inspecting_the_reverse_tabs_run_draws_the_pixels_the_reverse_tab_draws(page):
-    # last in the module: it samples in the Reverse tab, then brings that run into the microscope
+    # near the end of the module: it samples in the Reverse tab, then brings that run into the microscope
     page.get_by_role("tab", name="Reverse").click()
     page.locator("#reverse-steps input[type=number]").fill(str(REVERSE_STEPS))
     page.locator("#reverse-steps input[type=number]").press("Enter")
@@ -184,3 +187,19 @@ def test_inspecting_the_reverse_tabs_run_draws_the_pixels_the_reverse_tab_draws(
         assert np.array_equal(canvas(page, "x_t"), reverse[k]), k
     go_to(page, REVERSE_STEPS - 1)
     assert np.array_equal(canvas(page, "x_prev"), reverse[REVERSE_STEPS])  # the last step's x_{t_prev}: the result
+
+
+def test_inspecting_the_reverse_tabs_img2img_round_trip_shows_its_true_x0(page):
+    # last in the module: a round trip in the Reverse tab (its default input, the test digit 7), then inspected
+    page.get_by_role("tab", name="Reverse").click()
+    page.get_by_role("button", name="img2img round trip: noise an image").click()  # the accordion
+    page.locator("#img2img-run").click()
+    expect(page.locator("#img2img-caption")).to_contain_text("showing x₀", timeout=90_000)
+    page.get_by_role("tab", name="Step microscope").click()
+    page.locator("#steplab-reverse-sample input").fill("0")
+    page.locator("#steplab-inspect-img2img").click()
+    expect(page.locator("#steplab-caption")).to_contain_text("img2img round trip", timeout=90_000)
+    expect(page.locator("#steplab-caption")).to_contain_text("Done:", timeout=90_000)
+    page.wait_for_function(f"() => document.querySelector('{ROOT}').classList.contains('ddpm-steplab-img2img')")
+    x0 = to_uint8(image_to_digit_tensor(data.load_image(data.ASSETS_DIR / "mnist_7.png")))[0, 0]
+    assert np.array_equal(canvas(page, "x0_true"), x0)  # the input as the model saw it

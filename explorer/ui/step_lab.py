@@ -342,7 +342,7 @@ def build_step_lab_tab(demo: gr.Blocks, provider: ModelProvider, reverse_state: 
 
 # what the Reverse tab keeps -> (button, its elem_id, the handler); the API is step_lab_inspect_<key>
 INSPECT = {"reverse": ("Inspect the Reverse tab's run", "steplab-inspect-reverse", inspect_reverse),
-           "img2img": ("Inspect the Reverse tab's img2img round trip", "steplab-inspect-img2img", inspect_img2img)}
+           "img2img": ("Inspect the Reverse tab's img2img run", "steplab-inspect-img2img", inspect_img2img)}
 
 
 def _reverse_inspector(provider: ModelProvider, sources: dict[str, gr.State], switch: gr.State):
