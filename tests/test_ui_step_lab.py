@@ -295,7 +295,7 @@ def test_a_stopped_reverse_run_is_inspected_up_to_where_it_stopped(provider):
     assert "stopped after 3 of 20 steps" in caption and "Done: 3 steps" in caption
 
 
-# ---------------------------------------------------------------- the Reverse tab's img2img round trip in the microscope
+# ---------------------------------------------------------------- the Reverse tab's img2img round trip, inspected
 
 DIGIT = str(data.ASSETS_DIR / "mnist_3.png")
 ROUND_TRIPS = {"ddim-eta1-w3-class": dict(sampler="ddim", steps=10, eta=1.0, digit="4", guidance=3.0, n=3),

@@ -85,8 +85,8 @@ def build_img2img(provider: ModelProvider, controls: RunControls, forward_image=
         gr.Markdown("The idea behind Stable Diffusion's img2img *strength*: $x_t$ = q_sample($x_0$, t, ε), then the "
                     "reverse process from t (DDIM uses the share t/T of its steps). The input is turned into a 28×28 "
                     "digit (the model's format). Schedule, sampler, seed and samples come from the settings above; "
-                    "the class is chosen here. The Step microscope tab can inspect the last round trip step by step, its true "
-                    "$x_0$ known.", latex_delimiters=LATEX)
+                    "the class is chosen here. The Step microscope tab can inspect the last round trip step by step, "
+                    "its true $x_0$ known.", latex_delimiters=LATEX)
         with gr.Row():
             with gr.Column(scale=1):
                 image = ImageInput(str(data.ASSETS_DIR / "mnist_7.png"), type="filepath", image_mode=None,

@@ -7,9 +7,9 @@ floats the pixel inspector needs. Scrubbing the frame slider, ◀ ▶ and clicki
 Forward tab's does. The ``step_lab_view`` and ``step_lab_pixel`` APIs return what the page shows for a frame
 and pixel (a browser test checks they are equal). **Inspect the Reverse tab's run** (``step_lab_inspect_reverse``;
 build_demo hands this tab the Reverse tab's ``gr.State``) re-records that run with the same numbers
-(:func:`explorer.steplab.from_reverse_run`) and shows one sample of its batch in every view; **… its img2img round
-trip** (``step_lab_inspect_img2img``, the img2img ``gr.State``) does so for its last round trip, whose true x₀ is
-known (:func:`explorer.steplab.from_img2img_run`).
+(:func:`explorer.steplab.from_reverse_run`) and shows one sample of its batch in every view; **Inspect the Reverse
+tab's img2img run** (``step_lab_inspect_img2img``, the img2img ``gr.State``) does so for its last round trip, whose
+true x₀ is known (:func:`explorer.steplab.from_img2img_run`).
 
 Layout and wiring only; every number comes from explorer.steplab / posterior / spectrum / diffusion.
 """
