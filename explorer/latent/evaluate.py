@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..evaluate import classify, nearest_train_distance, same_class_spread, train_classifier
+from ..evaluate import classify, nearest_train_distance, repo_relative, same_class_spread, train_classifier
 from ..mnist import load_mnist_split
 from .autoencoder import psnr
 from .captions import DIGIT_WORDS, full_caption, ink_mass, measure_attributes, shear
@@ -129,7 +129,7 @@ def evaluate_tiny_sd(card_file: Path, n: int = 20, seed: int = 1234, guidance: f
     copy_threshold = float(nearest_train_distance(split.test_x, split.train_x).min())
     nn_d = nearest_train_distance(numeral, split.train_x)
     result = {
-        "card": str(card_file),
+        "card": repo_relative(card_file),
         "samples_per_prompt": n, "sampler": f"ddim{steps}", "schedule": "scaled_linear", "guidance": guidance,
         "seed": seed, "network_precision": "fp32",
         "autoencoder": autoencoder,
