@@ -6,7 +6,7 @@
 (a) Per preset, 2,000 samples of DDIM-50 (η = 0, trailing) and DDPM (all 1000 steps), linear schedule T = 1000,
 fp32, against 2,000 held-out data points: sliced Wasserstein SW₁ (256 directions) and MMD (RBF, widths 0.05–1),
 each as a ratio to the same figure between two independent data samples of 2,000 (target ≤ 1.5×); both sides
-of the ratio are means over --repeats draws (one draw of 2,000 moves SW₁ by ±20 %). For the
+of the ratio are means over --repeats draws (one draw of 2,000 moves SW₁ by ±20–50 %). For the
 Gaussian mixtures the samplers also run on the exact score (the oracle): the floor a perfect network would reach.
 (b) In headless Chromium: the range input's input event → the next animation frame after the cloud (2,000
 points), density and arrows are drawn, measured in the page's own JS (event.timeStamp → requestAnimationFrame);
