@@ -126,7 +126,8 @@ def test_scrubbing_back_during_a_run_stays_on_the_chosen_frame(page):
     assert page.locator(VIEWER).get_attribute("data-frame") == "1"
     expect(page.locator(f"{VIEWER} .ddpm-rev-numbers")).to_contain_text("Step 2 of 1000")
     page.locator("#reverse-stop").click()
-    expect(page.locator(CAPTION)).to_contain_text("Stopped at step", timeout=30_000)
+    # (on a fast machine the 1000 steps may all be done before the press: the end of the run is what matters)
+    expect(page.locator(CAPTION)).to_contain_text(re.compile("Stopped at step|Done: 1000 steps"), timeout=30_000)
     page.wait_for_timeout(300)
     assert page.locator(VIEWER).get_attribute("data-frame") == "1"  # the end of the run does not move it either
 
