@@ -159,7 +159,7 @@ def test_train_cli_rejects_bad_flags(capsys):
 
 def test_model_card_records_repository_relative_paths_only():
     from explorer.evaluate import repo_relative
-    from explorer.model import DEFAULT_CHECKPOINT, card_path
+    from explorer.model import DEFAULT_CHECKPOINT
 
     assert repo_relative(DEFAULT_CHECKPOINT) == "checkpoints/mnist_unet.safetensors"
     assert repo_relative(Path("/elsewhere/run/w.safetensors")) == "w.safetensors"
