@@ -199,7 +199,8 @@ def main():
     print(f"torch threads: {torch.get_num_threads()}")
     model, card = DEFAULT_MODEL.get()
     print(f"checkpoint: {card.get('parameters'):,} parameters, {card.get('training', {}).get('steps_done')} steps")
-    next(sample_frames(DEFAULT_MODEL, run_settings(1.0, steps=2, n=16)))  # warm up
+    for _ in sample_frames(DEFAULT_MODEL, run_settings(1.0, steps=2, n=16)):  # warm up (run to its end: a
+        pass  # generator left suspended would hold its sampling thread and the model)
 
     if not a.page_only:
         traj = bench_in_process(a.guidance, a.runs)
