@@ -92,3 +92,18 @@ def test_guidance_sweep_draws_learned_and_exact_rows(page):
     page.get_by_role("button", name="Sweep w").click()
     page.wait_for_function("() => document.querySelector('#lab2d-sweep')?.dataset.loaded === '2'", timeout=120_000)
     assert page.locator("#lab2d-sweep canvas").count() == 8
+
+
+def test_the_lab_drawn_when_its_tab_opens_after_the_scene_arrived(app, page):
+    # Gradio adds a tab's contents when it is first opened: a scene that arrived before (a person on another tab)
+    # must still be drawn then, without moving the slider. A second page of the module's browser, opened fresh.
+    context = page.context.browser.new_context(viewport={"width": 1400, "height": 1100})
+    late = context.new_page()
+    try:
+        late.goto(app.local_url)
+        late.wait_for_function("() => !!(window.ddpmLab2d && window.ddpmLab2d.scene)", timeout=120_000)
+        assert late.evaluate("() => document.getElementById('lab2d-canvas')") is None  # the tab is not built yet
+        late.get_by_role("tab", name="2-D lab").click()
+        wait_for_t(late, 200, timeout=30_000)
+    finally:
+        context.close()

@@ -60,6 +60,18 @@ window.ddpmListenRange = (selector, fn) => {
   return true;
 };
 
+// Call fn() once the element with this id is in the page: now, or when it is added. Gradio adds a tab's
+// contents the first time the tab is opened, which may be long after the data to draw there arrived.
+window.ddpmWhenPresent = (id, fn) => {
+  if (document.getElementById(id)) { fn(); return; }
+  const watch = new MutationObserver(() => {
+    if (!document.getElementById(id)) return;
+    watch.disconnect();
+    fn();
+  });
+  watch.observe(document.body, { childList: true, subtree: true });
+};
+
 // Plot markers that follow the current t (explorer/plots.py names the shapes).
 // Layout shapes named "vline" (a vertical line at t) and "marker:<key>" (a circle at (t, value)) move with a
 // cheap Plotly.relayout that redraws only them: no figure is re-sent from the server.

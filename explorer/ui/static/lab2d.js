@@ -75,8 +75,14 @@ window.ddpmLab2d = (() => {
       }
       this.scene = p;
       this.shownT = -1;
-      this.listen();
-      this.show(t);
+      // drawn now, or when the tab is first opened (its canvas and slider do not exist before)
+      window.ddpmWhenPresent('lab2d-canvas', () => {
+        if (this.scene !== p) return;  // a newer scene came meanwhile: it draws itself
+        this.shownT = -1;
+        this.listen();
+        const range = q('#lab2d-t input[type=range]');
+        this.show(range ? range.value : t);
+      });
       this.warmDensity(p, 0);
     },
     warmDensity(p, k) {
