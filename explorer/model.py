@@ -45,6 +45,7 @@ class UNetConfig:
     blocks: tuple[int, ...] = (1, 1, 2)  # residual blocks per level on the way down
     attention: bool = True  # one self-attention block at the lowest resolution
     emb_dim: int = 128  # noise-level + class embedding width
+    scale_shift: bool = False  # the embedding scales and shifts the normalised features (FiLM / AdaGN), not only shifts
     groups: int = 8  # GroupNorm groups
     num_classes: int = NUM_CLASSES
 
@@ -68,21 +69,31 @@ def noise_level_embedding(log_snr: torch.Tensor, dim: int) -> torch.Tensor:
 
 
 class ResBlock(nn.Module):
-    """GroupNorm → SiLU → conv, plus a per-channel shift from the embedding, twice; residual."""
+    """GroupNorm → SiLU → conv, twice, with the embedding between; residual.
 
-    def __init__(self, c_in: int, c_out: int, emb_dim: int, groups: int):
+    The embedding adds a per-channel shift to the first conv's output, or (``scale_shift``, as in Dhariwal &
+    Nichol's AdaGN) scales and shifts the second GroupNorm's output: norm(h)·(1 + s) + b.
+    """
+
+    def __init__(self, c_in: int, c_out: int, emb_dim: int, groups: int, scale_shift: bool = False):
         super().__init__()
+        self.scale_shift = scale_shift
         self.norm1 = nn.GroupNorm(groups, c_in)
         self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1)
-        self.emb = nn.Linear(emb_dim, c_out)
+        self.emb = nn.Linear(emb_dim, 2 * c_out if scale_shift else c_out)
         self.norm2 = nn.GroupNorm(groups, c_out)
         self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
         self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         h = self.conv1(F.silu(self.norm1(x)))
-        h = h + self.emb(emb)[:, :, None, None]
-        h = self.conv2(F.silu(self.norm2(h)))
+        e = self.emb(emb)[:, :, None, None]  # (B, C or 2C, 1, 1)
+        if self.scale_shift:
+            scale, shift = e.chunk(2, dim=1)
+            h = self.norm2(h) * (1 + scale) + shift
+        else:
+            h = self.norm2(h + e)
+        h = self.conv2(F.silu(h))
         return h + self.skip(x)
 
 
@@ -123,7 +134,7 @@ class UNet(nn.Module):
         for level, (width, n) in enumerate(zip(ch, config.blocks)):
             blocks = nn.ModuleList()
             for _ in range(n):
-                blocks.append(ResBlock(c, width, e, g))
+                blocks.append(ResBlock(c, width, e, g, config.scale_shift))
                 c = width
             self.down.append(blocks)
             skip_channels.append(c)
@@ -134,7 +145,7 @@ class UNet(nn.Module):
         self.up = nn.ModuleList()
         self.upsample = nn.ModuleList()
         for level in reversed(range(len(ch))):
-            self.up.append(ResBlock(c + skip_channels[level], ch[level], e, g))
+            self.up.append(ResBlock(c + skip_channels[level], ch[level], e, g, config.scale_shift))
             c = ch[level]
             self.upsample.append(nn.Identity() if level == 0 else nn.Upsample(scale_factor=2, mode="nearest"))
         self.head = nn.Sequential(nn.GroupNorm(g, c), nn.SiLU(), nn.Conv2d(c, c_io, 3, padding=1))

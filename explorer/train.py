@@ -40,7 +40,7 @@ SCHEDULE_LOG_SNR = np.concatenate([s.log_snr[1:] for s in TRAIN_SCHEDULES])  # p
 
 @dataclass
 class TrainConfig:
-    steps: int = 12_000
+    steps: int = 20_000
     batch_size: int = 64
     lr: float = 1e-3  # peak AdamW learning rate
     warmup: int = 200  # linear warm-up steps, then cosine decay to lr/10
@@ -48,6 +48,7 @@ class TrainConfig:
     ema_decay: float = 0.999
     label_dropout: float = 0.1  # share of labels replaced by the null class (for guidance)
     uniform_share: float = 0.3  # share of noise levels drawn uniformly in λ rather than from the schedules
+    min_snr_gamma: float = 5.0  # > 0: Min-SNR-γ loss weight min(SNR, γ) / SNR (Hang et al. 2023); 0: plain ε-MSE
     seed: int = 0
     threads: int = 2
     save_every: int = 500
@@ -65,13 +66,24 @@ def sample_log_snr(n: int, uniform_share: float, gen: torch.Generator) -> torch.
     return torch.where(use_uniform, uniform, lam)
 
 
+def min_snr_weight(log_snr: torch.Tensor, gamma: float) -> torch.Tensor:
+    """Min-SNR-γ weight of the ε-MSE, min(SNR, γ) / SNR = min(1, γ·e^(−λ)) (Hang et al. 2023): steps with
+    SNR > γ count less, so the low-SNR steps that decide what the digit is get more of the model's effort."""
+    return torch.clamp(gamma * torch.exp(-log_snr), max=1.0)
+
+
 def diffusion_loss(
-    model: UNet, x0: torch.Tensor, labels: torch.Tensor, log_snr: torch.Tensor, noise: torch.Tensor
+    model: UNet, x0: torch.Tensor, labels: torch.Tensor, log_snr: torch.Tensor, noise: torch.Tensor,
+    min_snr_gamma: float = 0.0,
 ) -> torch.Tensor:
-    """ε-prediction MSE at noise level λ: x_t = sqrt(ᾱ) x_0 + sqrt(1-ᾱ) ε, ᾱ = sigmoid(λ)."""
+    """ε-prediction MSE at noise level λ: x_t = sqrt(ᾱ) x_0 + sqrt(1-ᾱ) ε, ᾱ = sigmoid(λ);
+    weighted per digit by :func:`min_snr_weight` when ``min_snr_gamma`` > 0."""
     ab = torch.sigmoid(log_snr).view(-1, 1, 1, 1)  # (B, 1, 1, 1); λ = -inf gives ᾱ = 0 exactly
     x_t = ab.sqrt() * x0 + (1 - ab).sqrt() * noise
-    return F.mse_loss(model(x_t, log_snr, labels), noise)
+    if min_snr_gamma <= 0:
+        return F.mse_loss(model(x_t, log_snr, labels), noise)
+    per_digit = (model(x_t, log_snr, labels) - noise).pow(2).mean(dim=(1, 2, 3))  # (B,)
+    return (min_snr_weight(log_snr, min_snr_gamma) * per_digit).mean()
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -192,7 +204,7 @@ def train(cfg: TrainConfig, model_cfg: UNetConfig, out: Path, resume: bool = Fal
         log_snr = sample_log_snr(cfg.batch_size, cfg.uniform_share, gen)
         noise = torch.randn(x0.shape, generator=gen)
         # 3. loss (drawn on the CPU above, so a seed gives the same batches on every device)
-        loss = diffusion_loss(model, *(v.to(device) for v in (x0, labels, log_snr, noise)))
+        loss = diffusion_loss(model, *(v.to(device) for v in (x0, labels, log_snr, noise)), cfg.min_snr_gamma)
         # 4. update and EMA
         optimizer_step(opt, loss, lr_at(step, cfg))
         ema_update(ema, model, step, cfg.ema_decay)
@@ -211,7 +223,9 @@ def _card(cfg: TrainConfig, model_cfg: UNetConfig, ema, step, elapsed, losses, n
     return {
         "name": "DDPM Explorer MNIST UNet (ε-prediction, log-SNR conditioned, class-conditional + null class)",
         "weights": "EMA",
-        "architecture": "UNet: pixel-unshuffle stem, ResBlocks with GroupNorm/SiLU, self-attention at 7×7",
+        "architecture": "UNet: pixel-unshuffle stem, ResBlocks with GroupNorm/SiLU"
+        + (" and scale-shift (AdaGN) conditioning" if model_cfg.scale_shift else "") + ", self-attention at 7×7",
+        "loss": f"ε-MSE, Min-SNR-{cfg.min_snr_gamma:g} weighted" if cfg.min_snr_gamma > 0 else "ε-MSE",
         "parameters_count": count_parameters(ema),
         "data": {
             "source": DATA_SOURCE,
@@ -244,9 +258,16 @@ def parse_args(argv=None) -> tuple[TrainConfig, UNetConfig, Path, bool, bool]:
     p.add_argument("--threads", type=int, default=d.threads)
     p.add_argument("--save-every", type=int, default=d.save_every)
     p.add_argument("--train-subset", type=int, default=0, help="train on the first N training digits only")
-    p.add_argument("--channels", type=str, default="32,128", help="UNet widths per level, e.g. 32,128")
+    p.add_argument("--channels", type=str, default="32,64", help="UNet widths per level, e.g. 32,64")
     p.add_argument("--blocks", type=str, default="1,2", help="residual blocks per level, e.g. 1,2")
     p.add_argument("--patch", type=int, default=2, choices=(1, 2))
+    p.add_argument("--scale-shift", action=argparse.BooleanOptionalAction, default=True,
+                   help="the embedding scales and shifts normalised features (AdaGN)")
+    p.add_argument("--label-dropout", type=float, default=d.label_dropout)
+    p.add_argument("--uniform-share", type=float, default=d.uniform_share)
+    p.add_argument("--min-snr-gamma", type=float, default=d.min_snr_gamma,
+                   help="Min-SNR-γ loss weighting; 0 = plain ε-MSE (default %(default)s)")
+    p.add_argument("--ema-decay", type=float, default=d.ema_decay)
     p.add_argument("--out", type=Path, default=DEFAULT_CHECKPOINT, help="output .safetensors path")
     p.add_argument("--resume", action="store_true", help="continue from the training state saved beside --out")
     p.add_argument("--device", choices=DEVICES, default="auto",
@@ -258,6 +279,13 @@ def parse_args(argv=None) -> tuple[TrainConfig, UNetConfig, Path, bool, bool]:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
     if not (a.lr > 0 and math.isfinite(a.lr)):
         p.error("--lr must be a positive number")
+    for name in ("label_dropout", "ema_decay"):
+        if not 0 <= getattr(a, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be in [0, 1)")
+    if not 0 <= a.uniform_share <= 1:
+        p.error("--uniform-share must be in [0, 1]")
+    if not (a.min_snr_gamma >= 0 and math.isfinite(a.min_snr_gamma)):
+        p.error("--min-snr-gamma must be a number >= 0")
     if a.out.suffix != ".safetensors":
         p.error("--out must end in .safetensors")
     try:
@@ -273,9 +301,11 @@ def parse_args(argv=None) -> tuple[TrainConfig, UNetConfig, Path, bool, bool]:
         p.error(str(exc))
     cfg = TrainConfig(
         steps=a.steps, batch_size=a.batch_size, lr=a.lr, seed=a.seed, threads=a.threads,
-        save_every=a.save_every, train_subset=a.train_subset, device=device,
+        save_every=a.save_every, train_subset=a.train_subset, device=device, label_dropout=a.label_dropout,
+        uniform_share=a.uniform_share, min_snr_gamma=a.min_snr_gamma, ema_decay=a.ema_decay,
     )
-    return cfg, UNetConfig(patch=a.patch, channels=channels, blocks=blocks), a.out, a.resume, not a.no_progress
+    model_cfg = UNetConfig(patch=a.patch, channels=channels, blocks=blocks, scale_shift=a.scale_shift)
+    return cfg, model_cfg, a.out, a.resume, not a.no_progress
 
 
 def main(argv=None) -> None:
