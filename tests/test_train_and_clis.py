@@ -15,7 +15,7 @@ from explorer.mnist import load_mnist_split
 from explorer.model import load_pretrained, sha256_file
 from explorer.evaluate import main as evaluate_main
 from explorer.sample import main as sample_main
-from explorer.train import diffusion_loss, main as train_main
+from explorer.train import diffusion_loss, main as train_main, min_snr_weight
 
 TINY_ARGS = ["--channels", "16,32", "--blocks", "1,1", "--train-subset", "256", "--batch-size", "32",
              "--no-progress", "--threads", "1"]
@@ -70,6 +70,31 @@ def test_a_short_training_run_lowers_the_loss(trained):
         before = diffusion_loss(untrained, x0, y, lam, noise).item()
         after = diffusion_loss(trained_model, x0, y, lam, noise).item()
     assert after < 0.8 * before, (before, after)
+
+
+def test_min_snr_weight_is_min_snr_gamma_over_snr():
+    """Hang et al. 2023, ε-prediction: w(t) = min(SNR(t), γ) / SNR(t), SNR = e^λ; 1 where SNR = 0 (λ = −∞)."""
+    lam = torch.tensor([-float("inf"), -20.0, -3.0, 0.0, np.log(5.0), 2.0, 9.0, 20.0], dtype=torch.float64)
+    snr = torch.exp(lam)
+    expected = torch.where(snr > 0, torch.minimum(snr, torch.tensor(5.0, dtype=torch.float64)) / snr, 1.0)
+    torch.testing.assert_close(min_snr_weight(lam, 5.0), expected)
+
+
+def test_the_weighted_loss_is_the_weighted_mean_of_per_digit_eps_errors():
+    torch.manual_seed(0)
+    from explorer.model import UNet, UNetConfig
+
+    model = UNet(UNetConfig(patch=2, channels=(16, 32), blocks=(1, 1)))
+    for p in model.parameters():
+        p.data.normal_(0, 0.05)
+    x0, y = torch.rand(6, 1, 28, 28) * 2 - 1, torch.arange(6)
+    lam, noise = torch.tensor([-30.0, -4.0, 0.0, 1.0, 3.0, 12.0]), torch.randn(6, 1, 28, 28)
+    with torch.no_grad():
+        ab = torch.sigmoid(lam).view(-1, 1, 1, 1)
+        err = (model(ab.sqrt() * x0 + (1 - ab).sqrt() * noise, lam, y) - noise).pow(2).mean(dim=(1, 2, 3))
+        torch.testing.assert_close(diffusion_loss(model, x0, y, lam, noise), err.mean())
+        torch.testing.assert_close(diffusion_loss(model, x0, y, lam, noise, 5.0),
+                                   (torch.clamp(5.0 / torch.exp(lam), max=1.0) * err).mean())
 
 
 def test_training_is_deterministic_for_a_seed(tmp_path):
@@ -155,6 +180,10 @@ def test_train_cli_rejects_bad_flags(capsys):
     assert code == 2 and "--steps" in err
     code, _, err = run_in_process(train_main, capsys, "--out", "x.pt")
     assert code == 2 and ".safetensors" in err
+    for flag, value in [("--label-dropout", "1"), ("--ema-decay", "-0.1"), ("--uniform-share", "2"),
+                        ("--min-snr-gamma", "nan")]:
+        code, _, err = run_in_process(train_main, capsys, flag, value)
+        assert code == 2 and flag in err
 
 
 def test_model_card_records_repository_relative_paths_only():

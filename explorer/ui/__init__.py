@@ -85,11 +85,19 @@ def page_assets() -> dict:
 
 
 def launch_settings(**overrides) -> dict:
-    """Everything app.py passes to launch(): loopback only, no share link, upload cap, only assets/ served, page assets."""
+    """Everything app.py passes to launch(): loopback only, no share link, upload cap, only assets/ served, page
+    assets, and no run history.
+
+    Gradio 6's run history writes every event's inputs and outputs into the browser's localStorage, re-reading and
+    re-writing the whole history (up to 100 runs) as JSON on each status message. A sampling run's outputs are the
+    recorded frames (about 1 MB of text), so each run made the next click slower (Chromium's profile of runs 4–5:
+    1.5 s in localStorage.setItem, 1.4 s in the history's JSON; click → first frame 0.35 s on a fresh page, 1.6 s
+    by the fifth run). It would also keep people's prompts and images in their browser after they leave.
+    """
     from ..data import ASSETS_DIR, MAX_UPLOAD_BYTES
 
     settings = dict(server_name="127.0.0.1", server_port=7860, share=False, max_file_size=MAX_UPLOAD_BYTES,
-                    allowed_paths=[str(ASSETS_DIR)], **page_assets())
+                    allowed_paths=[str(ASSETS_DIR)], run_history=False, **page_assets())
     settings.update(overrides)
     return settings
 
