@@ -421,3 +421,57 @@ def test_labels_for_digit_choices():
     with pytest.raises(ValueError, match="digit class"):
         labels("11", 1)
     assert math.isfinite(MAX_GUIDANCE)
+
+
+# ---------------------------------------------------------------- Sample presses and Stop (StopSwitch)
+
+
+def test_a_press_stops_the_run_of_an_earlier_press_never_its_own():
+    from explorer.ui.sampling import StopSwitch
+
+    sw = StopSwitch()
+    sw.press()
+    first = sw.start()  # press 1's run
+    assert not first.is_set()
+    sw.press()  # press 2 during run 1: run 1 ends after its step
+    assert first.is_set()
+    second = sw.start()
+    assert not second.is_set()
+    # press 3 reaches the server after its own run already started (run 2 had finished): that run goes on
+    third = sw.start()
+    sw.press()
+    assert not third.is_set()
+
+
+def test_presses_before_a_run_starts_leave_only_the_last_run():
+    from explorer.ui.sampling import StopSwitch
+
+    sw = StopSwitch()
+    sw.press()
+    sw.press()  # pressed twice before the first run got the slot
+    assert sw.start().is_set()  # run 1: stopped as it starts
+    assert not sw.start().is_set()  # run 2: the one asked for last
+
+
+def test_stop_ends_the_running_run_and_a_waiting_one_but_not_the_next_press():
+    from explorer.ui.sampling import StopSwitch
+
+    sw = StopSwitch()
+    sw.press()
+    running = sw.start()
+    sw.press()  # queued behind the running one (which this press stops)
+    sw.stop()  # … and Stop: the queued run must not run either
+    assert running.is_set() and sw.start().is_set()
+    sw.press()
+    assert not sw.start().is_set()
+
+
+def test_api_runs_without_presses_stop_only_on_stop():
+    from explorer.ui.sampling import StopSwitch
+
+    sw = StopSwitch()
+    runs = [sw.start() for _ in range(3)]
+    assert not any(f.is_set() for f in runs)
+    sw.stop()
+    assert runs[-1].is_set()
+    assert not sw.start().is_set()

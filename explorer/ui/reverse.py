@@ -202,7 +202,8 @@ def sample_frames(provider: ModelProvider, run: RunSettings, stop: threading.Eve
     if stop is not None and stop.is_set():  # stopped while waiting for the sampling slot
         yield gr.skip(), gr.skip(), gr.skip(), stopped_caption(None), coef_fig, snr_fig
         return
-    figures = (coef_fig, snr_fig)
+    figures = (gr.skip(), gr.skip())  # the first frame goes alone; the plots come with the second (Plotly's
+    # re-render of both took 50–100 ms of the page's main thread before the first frame could be painted)
     sent = 0  # the page holds frames 0 … sent - 1
     for traj in stream_latest(recorder(provider, run), stop=stop):
         if traj.finished or (stop is not None and stop.is_set()):
@@ -212,7 +213,7 @@ def sample_frames(provider: ModelProvider, run: RunSettings, stop: threading.Eve
                    f"{run.describe()}")
         yield (traj, gr.update(maximum=max(k, 1)), frames_payload(traj, k, k + 1, preview=True, earlier=sent),
                caption, *figures)
-        figures = (gr.skip(), gr.skip())
+        figures = (coef_fig, snr_fig) if sent == 0 else (gr.skip(), gr.skip())
         sent = k + 1
     traj.seconds = time.perf_counter() - started
     if traj.finished:
@@ -358,23 +359,18 @@ def build_reverse_tab(demo: gr.Blocks, provider: ModelProvider, forward_controls
     demo.load(lambda: (model_status(provider), *schedule_figures(default_schedule)),
               outputs=[status, coef_plot, snr_plot], api_name="reverse_model_status", show_progress="hidden")
 
-    # Sample counts its clicks into run_count, and each new count starts a run; pressing Sample during a run stops
-    # that run (a plain click listener would ignore the press), and the new one starts when it has ended
+    # Sample starts a run (queued; pressing it during a run queues the next, trigger_mode "multiple") and, on an
+    # unqueued second listener, stops the run of any earlier press: one event from click to the first frame
     switch = stop_switch()
 
     def sample(run: RunSettings, switch):
         yield from sample_frames(provider, run, switch.start())
 
-    def restart(n, switch):
-        switch.restart()
-        return n + 1
-
-    run_count = gr.State(0)
     fn, inputs = bind(sample, controls, switch)
-    run = run_count.change(fn, inputs=inputs, outputs=[state, frame, chunk, caption, coef_plot, snr_plot],
+    run = sample_btn.click(fn, inputs=inputs, outputs=[state, frame, chunk, caption, coef_plot, snr_plot],
                            api_name="reverse_sample", trigger_mode="multiple", **SAMPLING)
     run.then(None, inputs=[chunk], js=APPEND_JS, api_name=False, queue=False)  # every frame, once, at the end
-    sample_btn.click(restart, inputs=[run_count, switch], outputs=run_count, api_name="reverse_restart",
+    sample_btn.click(lambda switch: switch.press(), inputs=switch, api_name="reverse_restart", queue=False,
                      show_progress="hidden")
     # Stop ends the run after its current step; the run itself then sends what it recorded, with the caption
     stop_btn.click(lambda switch: switch.stop(), inputs=switch, api_name="reverse_stop", queue=False,

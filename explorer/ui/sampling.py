@@ -53,34 +53,47 @@ class StopSwitch:
     Stopping is a normal end of a run: the run looks at its flag after every step and ends with what it
     recorded. (Gradio's ``cancels=`` would mark every output of the cancelled event with a red "Error".)
     A Stop pressed while the session's run still waits for the sampling slot stops that run as it starts.
+
+    The Sample button starts a run itself (one event, no chained one) and tells the switch of the press on a
+    second, unqueued listener (:meth:`press`). Presses and runs are counted: press p stops every run started by
+    an earlier press, whichever of the two listeners reaches the server first, and never its own run.
     """
 
     def __init__(self):
         self.flag: threading.Event | None = None  # the running run's flag
-        self.waiting = False  # Sample was pressed; its run has not started yet
-        self.stop_waiting = False  # ... and Stop was pressed meanwhile
+        self.index = 0  # the running (or last) run's number: runs are numbered 1, 2, … as they start
+        self.presses = 0  # Sample presses seen so far
+        self.stop_before = 0  # runs numbered below this stop as they start (a later press or Stop came first)
+        self._lock = threading.Lock()
+
+    def __deepcopy__(self, memo) -> "StopSwitch":
+        """Gradio deep-copies a State's value for each new session: a fresh switch (a lock cannot be copied)."""
+        return StopSwitch()
 
     def start(self) -> threading.Event:
-        """A run begins: its own flag (set already if Stop was pressed while it waited)."""
-        flag = threading.Event()
-        if self.waiting and self.stop_waiting:
-            flag.set()
-        self.waiting = self.stop_waiting = False
-        self.flag = flag
-        return flag
+        """A run begins: its own flag (set already if Stop or a later press came while it waited)."""
+        with self._lock:
+            self.index += 1
+            flag = threading.Event()
+            if self.index < self.stop_before:
+                flag.set()
+            self.flag = flag
+            return flag
 
     def stop(self) -> None:
-        """The Stop button: the running run ends after its current step (or the waiting one as it starts)."""
-        if self.flag is not None:
-            self.flag.set()
-        if self.waiting:
-            self.stop_waiting = True
+        """The Stop button: the running run ends after its current step, and the runs still waiting as they start."""
+        with self._lock:
+            if self.flag is not None:
+                self.flag.set()
+            self.stop_before = max(self.stop_before, self.presses + 1)
 
-    def restart(self) -> None:
-        """The Sample button during a run: that run stops, and the new one waits for the slot."""
-        if self.flag is not None:
-            self.flag.set()
-        self.waiting, self.stop_waiting = True, False
+    def press(self) -> None:
+        """The Sample button: press p stops the run of every earlier press (running, or as it starts)."""
+        with self._lock:
+            self.presses += 1
+            if self.flag is not None and self.index < self.presses:
+                self.flag.set()
+            self.stop_before = max(self.stop_before, self.presses)
 
 
 def stop_switch() -> gr.State:
