@@ -475,19 +475,3 @@ def test_api_runs_without_presses_stop_only_on_stop():
     sw.stop()
     assert runs[-1].is_set()
     assert not sw.start().is_set()
-
-
-def test_a_run_computes_with_run_threads_and_puts_the_thread_count_back():
-    from explorer.ui.sampling import RUN_THREADS, stream_latest
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        def work():
-            for _ in range(3):
-                yield torch.get_num_threads()
-
-        assert list(stream_latest(work(), interval=0.001))[-1] == RUN_THREADS
-        assert torch.get_num_threads() == 1
-    finally:
-        torch.set_num_threads(before)

@@ -281,15 +281,12 @@ INTRO = ("Press **Sample**: the model starts from pure noise $x_T \\sim \\mathca
 
 
 def _scrubbing() -> None:
-    """◀ ▶ Play Pause: drawn in the page from the frames it holds (static/reverse.js), no request."""
+    """◀ ▶ Play Pause: drawn in the page from the frames it holds by its own listeners (static/reverse.js, listen),
+    as are dragging, keys and typing a frame: no request, no Gradio event."""
     with gr.Row():
-        for label, elem_id, js in (("◀", "reverse-prev", "() => window.ddpmReverse.step(-1)"),
-                                   ("▶", "reverse-next", "() => window.ddpmReverse.step(1)"),
-                                   ("Play", "reverse-play", "() => window.ddpmReverse.play()"),
-                                   ("Pause", "reverse-pause", "() => window.ddpmReverse.pause()")):
-            button = gr.Button(label, size="sm", elem_id=elem_id)
-            button.click(None, js=js, api_name=False, queue=False)
-    # dragging, keys and typing a frame are drawn by the page's own listeners (static/reverse.js, listen)
+        for label, elem_id in (("◀", "reverse-prev"), ("▶", "reverse-next"), ("Play", "reverse-play"),
+                               ("Pause", "reverse-pause")):
+            gr.Button(label, size="sm", elem_id=elem_id)
 
 
 def _server_check(state: gr.State, frame: gr.Slider) -> None:

@@ -4,7 +4,6 @@ sampling slot, the model's status line and the enlarged digit images. No layout 
 
 from __future__ import annotations
 
-import os
 import threading
 
 import gradio as gr
@@ -25,10 +24,6 @@ IMAGE_CLASS = "ddpm-rev-image"  # digit grids drawn with crisp pixels (static/re
 # other core must stay free for everyone's slider events (load test, 20 sliders + 4 samplers: slider p95
 # 775 ms with 2 concurrent runs, 483 ms with 1); further runs wait in the queue, streaming nothing.
 SAMPLING = dict(concurrency_id="reverse_sampling", concurrency_limit=1, show_progress="minimal")
-# The run holding that slot computes with both cores: the sliders are drawn in the page, so little else of the
-# app's needs a core while it runs. torch's thread count is the process's, so the run sets it and, when it ends,
-# puts back what it found (build_demo's 1: requests on small tensors only lose by more threads).
-RUN_THREADS = min(2, os.cpu_count() or 1)
 
 
 def model_status(provider: ModelProvider) -> str:
@@ -118,8 +113,6 @@ def stream_latest(work, interval: float = STREAM_INTERVAL_S, stop: threading.Eve
     done, first = threading.Event(), threading.Event()
 
     def worker():
-        threads = torch.get_num_threads()
-        torch.set_num_threads(RUN_THREADS)
         try:
             for item in work:
                 latest[:] = [item]
@@ -129,7 +122,6 @@ def stream_latest(work, interval: float = STREAM_INTERVAL_S, stop: threading.Eve
         except BaseException as e:  # handed to the consumer below
             failure.append(e)
         finally:
-            torch.set_num_threads(threads)
             done.set()
             first.set()
 
