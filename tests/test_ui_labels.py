@@ -33,13 +33,21 @@ def test_img2img_defaults_to_no_class_and_says_the_input_alone_drives_it():
     assert "class 7" in drivers(RunSettings(S, steps=5, digit="7", guidance=3.0))
 
 
-def test_sampling_plots_the_runs_own_schedule_from_the_first_frame_so_markers_follow_the_steps():
+def test_sampling_plots_the_runs_own_schedule_right_after_the_first_frame_so_markers_follow_the_steps():
+    """The first streamed frame goes alone (one Plotly render less before it is painted); the next output carries
+    the run's own curves, so the markers that follow the steps sit on them."""
+    import gradio as gr
+    import plotly.graph_objects as go
+
     from explorer.model import ModelProvider, UNet, UNetConfig
     from explorer.ui.reverse import sample_frames
 
     torch.manual_seed(0)
     model = UNet(UNetConfig(patch=2, channels=(16, 32), blocks=(1, 1))).eval()
     provider = ModelProvider(lambda: (model, {"parameters": 1, "weights": "random"}))
-    first = next(sample_frames(provider, RunSettings(S, sampler="ddpm", n=1, digit="none")))
-    coef_fig = first[4]
+    outputs = list(sample_frames(provider, RunSettings(S, sampler="ddpm", n=1, digit="none")))
+    assert len(outputs) >= 2
+    assert all(isinstance(f, type(gr.skip())) for f in outputs[0][4:6])  # the first frame: no plots
+    coef_fig = outputs[1][4]
+    assert isinstance(coef_fig, go.Figure)
     assert max(coef_fig.data[0].x) == S.T  # the run's T = 20 curves, not the page's first schedule (T = 1000)
