@@ -187,11 +187,11 @@ SPACING_HELP = {
                 "is x_T itself (pure noise).",
 }
 # Rough cost of the network on one 28×28 image, CPU fp32, one thread as the app runs: benchmarks/bench_sampling.py
-# measured DDIM-50 × 16 digits at w = 3 (1,600 passes) in 3.9 s and at w = 1 (800 passes) in 1.7 s on an idle
-# 2-core Xeon @ 2.50 GHz without bfloat16 instructions; a busy or slower laptop takes longer. The estimate only
-# needs the order of magnitude.
-SECONDS_PER_IMAGE_PASS = 0.0025
-LONG_RUN_S = 10.0  # beyond this the estimate carries a warning (DDPM-1000 × 16 at w = 3: ≈ 80 s)
+# measured DDIM-50 × 16 digits at w = 3 (1,600 passes) in 1.95–2.33 s and at w = 1 (800 passes) in 1.18 s on the
+# 2-core Xeon @ 2.50 GHz without bfloat16 instructions (the retrained 439k-parameter model; the app's own run took
+# 1.9–2.1 s); a busy or slower laptop takes longer. The estimate only needs the order of magnitude.
+SECONDS_PER_IMAGE_PASS = 0.00125
+LONG_RUN_S = 10.0  # beyond this the estimate carries a warning (DDPM-1000 × 16 at w = 3: ≈ 42 s)
 
 
 def model_passes(steps: int, n: int, digit: str, guidance: float) -> int:

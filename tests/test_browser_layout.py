@@ -37,7 +37,7 @@ def test_sample_and_stop_are_in_view_on_first_visit_to_reverse(page):
 def test_the_plan_warns_before_a_long_ddpm_run(page):
     open_tab(page, "Reverse")
     plan = page.locator("#reverse-plan")
-    expect(plan).to_contain_text("about 4 s")  # DDIM-50 × 16 at w = 3, the default
+    expect(plan).to_contain_text("about 2 s")  # DDIM-50 × 16 at w = 3, the default
     page.locator("#reverse-sampler label", has_text="ddpm").click()
     expect(plan).to_contain_text("Long run")
     page.locator("#reverse-sampler label", has_text="ddim").click()
