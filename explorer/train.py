@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .devices import DEVICES, resolve_device
 from .mnist import DATA_SOURCE, HOLDOUT_PER_CLASS, SPLIT_SEED, load_mnist_split
@@ -80,10 +79,10 @@ def diffusion_loss(
     weighted per digit by :func:`min_snr_weight` when ``min_snr_gamma`` > 0."""
     ab = torch.sigmoid(log_snr).view(-1, 1, 1, 1)  # (B, 1, 1, 1); λ = -inf gives ᾱ = 0 exactly
     x_t = ab.sqrt() * x0 + (1 - ab).sqrt() * noise
-    if min_snr_gamma <= 0:
-        return F.mse_loss(model(x_t, log_snr, labels), noise)
     per_digit = (model(x_t, log_snr, labels) - noise).pow(2).mean(dim=(1, 2, 3))  # (B,)
-    return (min_snr_weight(log_snr, min_snr_gamma) * per_digit).mean()
+    if min_snr_gamma > 0:
+        per_digit = min_snr_weight(log_snr, min_snr_gamma) * per_digit
+    return per_digit.mean()
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
