@@ -42,10 +42,14 @@ def tiny_model() -> UNet:
     return model
 
 
+MODEL_CALLS = []  # one entry per call of the served model (a forward pre-hook)
+
+
 @pytest.fixture(scope="module")
 def url():
     torch.set_num_threads(1)
     model = tiny_model()
+    model.register_forward_pre_hook(lambda module, args: MODEL_CALLS.append(1))
     with gr.Blocks() as demo:
         build_reverse(demo, provider=ModelProvider(lambda: (model, {"parameters": 1, "weights": "random"})))
     yield launch(demo).local_url
@@ -158,12 +162,17 @@ def test_frames_stream_while_sampling_and_stop_keeps_them(page):
 
 
 def test_sample_during_a_run_starts_afresh(page):
+    calls = len(MODEL_CALLS)
     page.locator("#reverse-sampler").get_by_text("ddpm").click()  # 1000 steps
     page.locator("#reverse-sample").click()
     expect(page.locator("#reverse-caption")).to_contain_text("Sampling… step", timeout=60_000)
     page.locator("#reverse-sampler").get_by_text("ddim").click()  # 50 steps
-    page.locator("#reverse-sample").click()  # during the DDPM run: cancel it, start the DDIM run
+    page.locator("#reverse-sample").click()  # during the DDPM run: stop it, start the DDIM run
     expect(page.locator("#reverse-caption")).to_contain_text("Done: 50 steps", timeout=120_000)
+    # The DDPM run stopped early: fewer model calls than its 1000 steps. (Gradio's page sends one button's
+    # listeners one after another, each after the previous one's event ended: while the "stop the earlier run"
+    # listener came after the run's own, it reached the server only once the DDPM run had finished all 1000.)
+    assert len(MODEL_CALLS) - calls < 1000, f"{len(MODEL_CALLS) - calls} model calls: the DDPM run was not stopped"
 
 
 def test_play_advances_frames_and_pause_stops(page):

@@ -33,6 +33,13 @@ def test_every_server_event_has_an_api_name(app):
         assert fn.api_name, f"event {fn.name} has no api_name"
 
 
+def test_every_api_name_is_one_we_chose(client):
+    # Gradio names an event after its function when it is given none: a gr.State whose value is a class got a
+    # load event per page, listed as "/StopSwitch", "/StopSwitch_1", ...
+    names = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    assert names and not [n for n in names if not re.fullmatch(r"/[a-z0-9_]+", n)], sorted(names)
+
+
 def test_render_forward_returns_server_image_and_numbers(client):
     image_path, numbers = render_forward(client, image=PHOTO, t=500)
     s = make_schedule("linear", 1000)

@@ -356,19 +356,21 @@ def build_reverse_tab(demo: gr.Blocks, provider: ModelProvider, forward_controls
     demo.load(lambda: (model_status(provider), *schedule_figures(default_schedule)),
               outputs=[status, coef_plot, snr_plot], api_name="reverse_model_status", show_progress="hidden")
 
-    # Sample starts a run (queued; pressing it during a run queues the next, trigger_mode "multiple") and, on an
-    # unqueued second listener, stops the run of any earlier press: one event from click to the first frame
+    # Sample stops the run of any earlier press (an unqueued listener) and starts a run (queued; pressing it during
+    # a run queues the next, trigger_mode "multiple"). The order matters: Gradio's page sends one button's
+    # listeners one after another, each once the previous one's event has ended, so a stop listener placed
+    # after the run's reached the server only when the run it should stop had finished.
     switch = stop_switch()
 
     def sample(run: RunSettings, switch):
         yield from sample_frames(provider, run, switch.start())
 
     fn, inputs = bind(sample, controls, switch)
+    sample_btn.click(lambda switch: switch.press(), inputs=switch, api_name="reverse_restart", queue=False,
+                     show_progress="hidden", trigger_mode="multiple")
     run = sample_btn.click(fn, inputs=inputs, outputs=[state, frame, chunk, caption, coef_plot, snr_plot],
                            api_name="reverse_sample", trigger_mode="multiple", **SAMPLING)
     run.then(None, inputs=[chunk], js=APPEND_JS, api_name=False, queue=False)  # every frame, once, at the end
-    sample_btn.click(lambda switch: switch.press(), inputs=switch, api_name="reverse_restart", queue=False,
-                     show_progress="hidden")
     # Stop ends the run after its current step; the run itself then sends what it recorded, with the caption
     stop_btn.click(lambda switch: switch.stop(), inputs=switch, api_name="reverse_stop", queue=False,
                    show_progress="hidden")

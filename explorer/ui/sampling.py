@@ -97,8 +97,11 @@ class StopSwitch:
 
 
 def stop_switch() -> gr.State:
-    """The session's StopSwitch (a new one per session)."""
-    return gr.State(StopSwitch)
+    """The session's StopSwitch: Gradio deep-copies a State's value for each session, and a copy is a fresh switch.
+
+    (A class or function given as the value would instead be called by a load event on every page load, queued,
+    and listed in the API as "/StopSwitch".)"""
+    return gr.State(StopSwitch())
 
 
 def stream_latest(work, interval: float = STREAM_INTERVAL_S, stop: threading.Event | None = None):

@@ -9,6 +9,7 @@
   const KEYS = ['x_t', 'eps', 'x0_hat'];
   const PLAY_FPS = 30;
   const PLAY_SECONDS = 8; // a long run plays through in about this long (frames are skipped to keep 30/s)
+  const HALF_FRAME_MS = 8;
 
   // the server zlib-compresses the grids (explorer/ui/reverse.py, frames_payload)
   const inflate = async (s) => new Uint8Array(
@@ -194,11 +195,16 @@
       if (!n || this.playing) return;
       if (this.shown >= n - 1) this.goTo(0);
       const stride = Math.max(1, Math.ceil(n / (PLAY_FPS * PLAY_SECONDS)));
-      let last = performance.now();
+      const interval = 1000 / PLAY_FPS;
+      let due = performance.now() + interval;
       const tick = (now) => {
         if (!this.playing) return;
-        if (now - last >= 1000 / PLAY_FPS - 1) {
-          last = now;
+        // A display frame within half a 60 Hz frame of the due time draws, and the next is due one interval after
+        // this one was (not after `now`): on a 60 Hz display every second frame draws, 30/s. Waiting for a full
+        // interval since the last draw skipped to every third frame (20/s) whenever a frame came a little early.
+        if (now >= due - HALF_FRAME_MS) {
+          due += interval;
+          if (due < now) due = now + interval; // after a stall, go on from now rather than catch up in a burst
           this.goTo(this.shown + stride);
           this.follow = this.shown >= this.count() - 1;
           if (this.follow) { this.playing = 0; return; }
