@@ -102,7 +102,7 @@ CLICK_JS = """async (seed) => {
   while (true) {
     const now = performance.now();
     if (first === null && canvas().dataset.frame !== before) first = now - start;
-    if (caption().includes('Done') && caption().includes(`seed ${seed} `) && root().dataset.frames) {
+    if (caption().includes('Done') && caption().includes(`seed ${seed} `) && root().dataset.frames === '51') {
       await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));  // painted
       return [first, performance.now() - start];
     }
@@ -121,7 +121,11 @@ SCRUB_JS = """async ([how, k]) => {
   if (how === 'slider') { range.value = String(k); range.dispatchEvent(new Event('input', {bubbles: true})); }
   else document.querySelector(how === 'prev' ? '#reverse-prev' : '#reverse-next').click();
   while (canvas.dataset.frame === before) {
-    if (performance.now() - start > 5000) throw new Error(`${how} ${k}: the frame stayed ${before}`);
+    if (performance.now() - start > 5000) {
+      const r = window.ddpmReverse;
+      throw new Error(`${how} ${k}: the frame stayed ${before} (page: ${r.count()} frames held, shown ${r.shown}, ` +
+                      `live ${r.live}, wish ${r.wish}, range ${range.value} of ${range.max})`);
+    }
     await new Promise((r) => requestAnimationFrame(r));
   }
   await new Promise((r) => requestAnimationFrame(r));

@@ -332,6 +332,8 @@ def build_reverse_tab(demo: gr.Blocks, provider: ModelProvider, forward_controls
             with gr.Row():
                 sample_btn = gr.Button("Sample", variant="primary", elem_id="reverse-sample")
                 stop_btn = gr.Button("Stop", variant="stop", elem_id="reverse-stop")
+                # pressed by the page with every Sample press (static/reverse.js): stops the earlier run
+                restart_btn = gr.Button("Stop the earlier run", elem_id="reverse-restart", elem_classes="ddpm-hidden")
             controls = RunControls("reverse")
             if forward_controls is not None:
                 copy = gr.Button("Use the Forward tab's schedule", size="sm")
@@ -356,18 +358,19 @@ def build_reverse_tab(demo: gr.Blocks, provider: ModelProvider, forward_controls
     demo.load(lambda: (model_status(provider), *schedule_figures(default_schedule)),
               outputs=[status, coef_plot, snr_plot], api_name="reverse_model_status", show_progress="hidden")
 
-    # Sample stops the run of any earlier press (an unqueued listener) and starts a run (queued; pressing it during
-    # a run queues the next, trigger_mode "multiple"). The order matters: Gradio's page sends one button's
-    # listeners one after another, each once the previous one's event has ended, so a stop listener placed
-    # after the run's reached the server only when the run it should stop had finished.
+    # Sample starts a run (queued; pressing it during a run queues the next, trigger_mode "multiple"). The page
+    # presses the hidden restart button with it (static/reverse.js), whose unqueued listener stops the runs of
+    # earlier presses. A second listener on Sample itself would not do: Gradio's page sends one trigger's listeners
+    # one after another, each once the previous one's event has ended (after the run it should stop, when it came
+    # second; ~150 ms after the click, before the run could start, when it came first).
     switch = stop_switch()
 
     def sample(run: RunSettings, switch):
         yield from sample_frames(provider, run, switch.start())
 
     fn, inputs = bind(sample, controls, switch)
-    sample_btn.click(lambda switch: switch.press(), inputs=switch, api_name="reverse_restart", queue=False,
-                     show_progress="hidden", trigger_mode="multiple")
+    restart_btn.click(lambda switch: switch.press(), inputs=switch, api_name="reverse_restart", queue=False,
+                      show_progress="hidden", trigger_mode="multiple")
     run = sample_btn.click(fn, inputs=inputs, outputs=[state, frame, chunk, caption, coef_plot, snr_plot],
                            api_name="reverse_sample", trigger_mode="multiple", **SAMPLING)
     run.then(None, inputs=[chunk], js=APPEND_JS, api_name=False, queue=False)  # every frame, once, at the end

@@ -10,6 +10,7 @@
   const PLAY_FPS = 30;
   const PLAY_SECONDS = 8; // a long run plays through in about this long (frames are skipped to keep 30/s)
   const HALF_FRAME_MS = 8;
+  const RESTART_LATER_MS = 500;
 
   // the server zlib-compresses the grids (explorer/ui/reverse.py, frames_payload)
   const inflate = async (s) => new Uint8Array(
@@ -17,6 +18,7 @@
 
   window.ddpmReverse = {
     run: null, shown: -1, pending: null, playing: 0, drawn: 0, follow: true, wish: null, live: false, moving: false, queue: Promise.resolve(),
+    listening: false, awaiting: false,
 
     // A chunk of frames from the server (explorer/ui/reverse.py, frames_payload): while sampling, the newest
     // frame (a preview) with the frames recorded since the previous one; when the run ends or is stopped, every
@@ -39,9 +41,12 @@
       }
       const r = this.run;
       r.finished = c.finished;
-      this.live = c.preview; // frames are still being recorded
       if (c.earlier) await this.keep(r, c.earlier);
       await this.keep(r, c);
+      // Frames are still being recorded (set once this chunk's frames are kept: a frame chosen while the last
+      // chunk is unpacked waits for it, rather than being cut to the frames held before it)
+      this.live = c.preview;
+      if (!c.preview) this.awaiting = false; // the run has ended
       const n = this.count();
       const range = document.querySelector(SLIDER);
       if (range) range.max = String(Math.max(n - 1, 1));
@@ -89,27 +94,33 @@
 
     count() { return this.run ? this.run.numbers.length : 0; },
 
-    // The page's own listeners, once per element: dragging or keys on the range and typing in its number box draw
-    // at once (a value the server sets does not: each chunk decides what is shown); Pause acts when pressed, not
-    // when the click completes (frames would play on while the button is held).
+    // The page's own listeners, installed once, on the document (they hear the elements Gradio has now): dragging
+    // or keys on the range and typing in its number box draw at once (a value the server sets does not: each
+    // chunk decides what is shown); Pause acts when pressed, not when the click completes (frames would play on
+    // while the button is held). ◀ ▶ Play Pause (a keyboard's Enter too) are the page's own click listeners: a
+    // Gradio js-only listener went through Gradio's event dispatch first, 77 ms median from click to painted frame
+    // in Chromium on a 2-core machine.
     listen() {
+      if (this.listening) return;
+      this.listening = true;
       window.ddpmListenRange(SLIDER, (v) => this.show(v));
       window.ddpmListenRange(NUMBER, (v) => this.show(v));
-      const pause = document.getElementById('reverse-pause');
-      if (pause && !pause.dataset.ddpmPressed) {
-        pause.dataset.ddpmPressed = '1';
-        pause.addEventListener('pointerdown', () => this.pause());
-      }
-      // ◀ ▶ Play Pause (a keyboard's Enter too): the page's own click listeners. A Gradio js-only listener went
-      // through Gradio's event dispatch first: 77 ms median from click to painted frame in Chromium, 2-core machine.
-      for (const [id, act] of [['reverse-prev', () => this.step(-1)], ['reverse-next', () => this.step(1)],
-                               ['reverse-play', () => this.play()], ['reverse-pause', () => this.pause()]]) {
-        const button = document.getElementById(id);
-        if (button && !button.dataset.ddpmListening) {
-          button.dataset.ddpmListening = '1';
-          button.addEventListener('click', act);
-        }
-      }
+      // Every Sample press also presses the hidden restart button, whose unqueued listener stops the session's
+      // earlier run on the server (explorer/ui/reverse.py): a trigger of its own, so Gradio sends it beside the
+      // queued run rather than after it. With no run of this page under way there is nothing to stop, and the
+      // press (which the server counts) goes a moment later: sent at once, its request cost the new run's first
+      // frame 70-100 ms on a 2-core machine.
+      const restart = () => {
+        const busy = this.awaiting || this.live;
+        this.awaiting = true;
+        setTimeout(() => { const r = document.getElementById('reverse-restart'); if (r) r.click(); },
+                   busy ? 0 : RESTART_LATER_MS);
+      };
+      const acts = { 'reverse-prev': () => this.step(-1), 'reverse-next': () => this.step(1),
+                     'reverse-play': () => this.play(), 'reverse-pause': () => this.pause(), 'reverse-sample': restart };
+      const button = (e) => (e.target instanceof Element ? e.target.closest('button[id]') : null);
+      document.addEventListener('pointerdown', (e) => { if (button(e)?.id === 'reverse-pause') this.pause(); }, true);
+      document.addEventListener('click', (e) => { const b = button(e); if (b && acts[b.id]) acts[b.id](); }, true);
     },
 
     // Show frame k and move the slider there (as a person would: Gradio's slider follows the range's input event).
@@ -196,7 +207,7 @@
       if (this.shown >= n - 1) this.goTo(0);
       const stride = Math.max(1, Math.ceil(n / (PLAY_FPS * PLAY_SECONDS)));
       const interval = 1000 / PLAY_FPS;
-      let due = performance.now() + interval;
+      let due = performance.now(); // the first step at the next display frame: Play answers at once
       const tick = (now) => {
         if (!this.playing) return;
         // A display frame within half a 60 Hz frame of the due time draws, and the next is due one interval after
@@ -233,4 +244,5 @@
       }, 0));
     },
   };
+  window.ddpmReverse.listen();
 })();
