@@ -186,3 +186,36 @@ def test_a_frame_chosen_while_a_late_preview_unpacks_stays_shown(page):
       return [afterPreview, root().dataset.frame, root().dataset.frames];
     }""", [own_run(chunks[2]), own_run(chunks[6]), own_run(chunks["end"])])
     assert shown == ["1", "1", "9"]
+
+
+def test_a_frame_chosen_while_the_last_chunk_unpacks_is_shown_when_it_arrives(page):
+    """A scrub right after a run ends: the caption says Done, but the chunk with every frame is still being
+    unpacked. A frame the page does not hold yet is shown once that chunk is kept (it was cut to the last frame
+    held, and then stayed there: bench_reverse's scrubs waited 5 s for a frame that never came)."""
+    model = UNet(UNetConfig(patch=2, channels=(16, 32), blocks=(1, 1))).eval()
+    run = runs.RunSettings(make_schedule("linear", 1000), "ddim", 8, 0.0, "trailing", n=2, guidance=1.0)
+    x, g = runs.initial_noise(0, 2)
+    for traj in tr.record_run(model_eps_fn(model, run.schedule, torch.arange(2), 1.0), run, x, g):
+        if not traj.finished and traj.count == 3:
+            first = frames_payload(traj, 2, 3, preview=True, earlier=0)  # frames 0-2, while sampling
+    end = frames_payload(traj)
+
+    def own_run(text):
+        payload = json.loads(text)
+        payload["run"] = "last-chunk-test"
+        return json.dumps(payload)
+
+    shown = page.evaluate("""async ([first, end]) => {
+      const rev = window.ddpmReverse, root = () => document.querySelector('#reverse-viewer .ddpm-rev-viewer');
+      await rev.append(first);
+      rev.goTo(1);  // the person looks back, so the page does not follow the run to its last frame
+      const keep = rev.keep;
+      rev.keep = function (...args) {  // the person picks frame 7 while the last chunk is being unpacked
+        const unpacking = keep.apply(this, args);
+        rev.show(7);
+        return unpacking;
+      };
+      try { await rev.append(end); } finally { rev.keep = keep; }
+      return [root().dataset.frame, root().dataset.frames];
+    }""", [own_run(first), own_run(end)])
+    assert shown == ["7", "9"]
