@@ -49,10 +49,10 @@ window.ddpmQSample = {
 };
 
 // Call fn(value) from a range input's own input event: a drag is drawn without a trip through Gradio's event
-// queue. One listener per selector, on the document, in the capture phase: it hears the element Gradio has now
-// (Gradio re-creates a slider's input when the server updates it, and a listener on the old element was lost:
-// a scrub right after a run drew nothing), and it reads the value the person set before Gradio's own handler
-// runs. Returns false while no such element is in the page yet.
+// queue. One listener per selector, on the document, in the capture phase, installed once: it serves the element
+// whenever Gradio adds it (a tab's contents come the first time the tab is opened), with no per-element
+// bookkeeping, and it reads the value the person set before Gradio's own handler runs. Returns false while no
+// such element is in the page yet.
 const ddpmRangeSelectors = new Set();
 window.ddpmListenRange = (selector, fn) => {
   if (!ddpmRangeSelectors.has(selector)) {

@@ -94,7 +94,8 @@
 
     count() { return this.run ? this.run.numbers.length : 0; },
 
-    // The page's own listeners, installed once, on the document (they hear the elements Gradio has now): dragging
+    // The page's own listeners, installed once, on the document (they serve the elements whenever Gradio adds
+    // them, the Reverse tab's contents coming the first time it is opened): dragging
     // or keys on the range and typing in its number box draw at once (a value the server sets does not: each
     // chunk decides what is shown); Pause acts when pressed, not when the click completes (frames would play on
     // while the button is held). ◀ ▶ Play Pause (a keyboard's Enter too) are the page's own click listeners: a
