@@ -219,3 +219,29 @@ def test_a_frame_chosen_while_the_last_chunk_unpacks_is_shown_when_it_arrives(pa
       return [root().dataset.frame, root().dataset.frames];
     }""", [own_run(first), own_run(end)])
     assert shown == ["7", "9"]
+
+
+def test_stop_pressed_while_the_run_waits_behind_another_persons_run_stops_it(page):
+    """Stop right after Sample, while the new run waits for the sampling slot that another person's run holds.
+    (With no run of its own under way the page sends Sample's restart press a moment later; the server counts a
+    Stop against the presses it has seen, so that press has to go before the Stop, or the run started anyway.)"""
+    other = page.context.browser.new_page(viewport={"width": 1400, "height": 1000})  # another person, own session
+    try:
+        other.goto(page.url)
+        expect(other.locator("#reverse-model-status")).to_contain_text("Model:", timeout=60_000)
+        other.locator("#reverse-sampler").get_by_text("ddpm", exact=True).click()
+        other.locator("#reverse-sample").click()  # 1000 steps: holds the sampling slot
+        expect(other.locator(CAPTION)).to_contain_text("Sampling… step", timeout=60_000)
+        choose_sampler(page, "ddim", 50)
+        idle = page.evaluate("""() => {
+          const r = window.ddpmReverse, idle = !r.awaiting && !r.live;
+          document.querySelector('#reverse-sample').click();
+          document.querySelector('#reverse-stop').click();
+          return idle;
+        }""")
+        assert idle  # this page had no run under way: the case where its press goes a moment later
+        page.wait_for_timeout(1000)
+        other.locator("#reverse-stop").click()  # the slot is free: this page's run starts, and stops at once
+        expect(page.locator(CAPTION)).to_contain_text("Stopped before the first step", timeout=60_000)
+    finally:
+        other.close()

@@ -11,6 +11,7 @@
   const PLAY_SECONDS = 8; // a long run plays through in about this long (frames are skipped to keep 30/s)
   const HALF_FRAME_MS = 8;
   const RESTART_LATER_MS = 500;
+  const STOP_AFTER_PRESS_MS = 250;
 
   // the server zlib-compresses the grids (explorer/ui/reverse.py, frames_payload)
   const inflate = async (s) => new Uint8Array(
@@ -111,17 +112,32 @@
       // queued run rather than after it. With no run of this page under way there is nothing to stop, and the
       // press (which the server counts) goes a moment later: sent at once, its request cost the new run's first
       // frame 70-100 ms on a 2-core machine.
+      // A Stop counts on the server against the presses it has seen (explorer/ui/sampling.py, StopSwitch). So when
+      // a press is still waiting, the Stop waits for it: the press goes now and the Stop a moment after it (sent
+      // together, the server could take the Stop first, and a run waiting for the sampling slot, which another
+      // person's run held, started anyway).
+      const pressRestart = () => { const r = document.getElementById('reverse-restart'); if (r) r.click(); };
+      const waiting = new Set();
       const restart = () => {
         const busy = this.awaiting || this.live;
         this.awaiting = true;
-        setTimeout(() => { const r = document.getElementById('reverse-restart'); if (r) r.click(); },
-                   busy ? 0 : RESTART_LATER_MS);
+        const timer = setTimeout(() => { waiting.delete(timer); pressRestart(); }, busy ? 0 : RESTART_LATER_MS);
+        waiting.add(timer);
+      };
+      const beforeStop = (e, stop) => {
+        if (!waiting.size) return;
+        e.stopImmediatePropagation();
+        e.preventDefault();
+        for (const timer of waiting) { clearTimeout(timer); pressRestart(); }
+        waiting.clear();
+        setTimeout(() => stop.click(), STOP_AFTER_PRESS_MS);
       };
       const acts = { 'reverse-prev': () => this.step(-1), 'reverse-next': () => this.step(1),
-                     'reverse-play': () => this.play(), 'reverse-pause': () => this.pause(), 'reverse-sample': restart };
+                     'reverse-play': () => this.play(), 'reverse-pause': () => this.pause(), 'reverse-sample': restart,
+                     'reverse-stop': beforeStop };
       const button = (e) => (e.target instanceof Element ? e.target.closest('button[id]') : null);
       document.addEventListener('pointerdown', (e) => { if (button(e)?.id === 'reverse-pause') this.pause(); }, true);
-      document.addEventListener('click', (e) => { const b = button(e); if (b && acts[b.id]) acts[b.id](); }, true);
+      document.addEventListener('click', (e) => { const b = button(e); if (b && acts[b.id]) acts[b.id](e, b); }, true);
     },
 
     // Show frame k and move the slider there (as a person would: Gradio's slider follows the range's input event).
