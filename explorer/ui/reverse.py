@@ -355,7 +355,11 @@ def build_reverse_tab(demo: gr.Blocks, provider: ModelProvider, forward_controls
             _server_check(state, frame)
 
     default_schedule = controls.schedule.parse(*(c.value for c in controls.schedule.inputs))
-    demo.load(lambda: (model_status(provider), *schedule_figures(default_schedule)),
+    # The session's StopSwitch is made by the page's load event (its input), before any click: Gradio makes a
+    # session's State value when a handler first asks for it, and two first asks at once (a run starting while
+    # its restart press arrives) could each make one, leaving the press and Stop with a switch the run never sees.
+    switch = stop_switch()
+    demo.load(lambda switch: (model_status(provider), *schedule_figures(default_schedule)), inputs=switch,
               outputs=[status, coef_plot, snr_plot], api_name="reverse_model_status", show_progress="hidden")
 
     # Sample starts a run (queued; pressing it during a run queues the next, trigger_mode "multiple"). The page
@@ -363,7 +367,6 @@ def build_reverse_tab(demo: gr.Blocks, provider: ModelProvider, forward_controls
     # earlier presses. A second listener on Sample itself would not do: Gradio's page sends one trigger's listeners
     # one after another, each once the previous one's event has ended (after the run it should stop, when it came
     # second; ~150 ms after the click, before the run could start, when it came first).
-    switch = stop_switch()
 
     def sample(run: RunSettings, switch):
         yield from sample_frames(provider, run, switch.start())

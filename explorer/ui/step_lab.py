@@ -290,10 +290,10 @@ def build_step_lab_tab(demo: gr.Blocks, provider: ModelProvider, reverse_state: 
     """
     gr.Markdown(INTRO, latex_delimiters=LATEX)
     status = gr.Markdown("Loading the model…", elem_id="steplab-model-status")
-    demo.load(lambda: model_status(provider), outputs=status, api_name="step_lab_model_status",
+    switch = stop_switch()  # made by the load event, before any click (see explorer/ui/reverse.py)
+    demo.load(lambda switch: model_status(provider), inputs=switch, outputs=status, api_name="step_lab_model_status",
               show_progress="hidden")
     state = gr.State(None)  # this session's StepLabRun
-    switch = stop_switch()
     with gr.Row():
         with gr.Column(scale=1, min_width=320):
             controls = StepLabControls()
