@@ -54,9 +54,10 @@ class StopSwitch:
     recorded. (Gradio's ``cancels=`` would mark every output of the cancelled event with a red "Error".)
     A Stop pressed while the session's run still waits for the sampling slot stops that run as it starts.
 
-    The Sample button starts a run itself (one event, no chained one) and tells the switch of the press on a
-    second, unqueued listener (:meth:`press`). Presses and runs are counted: press p stops every run started by
-    an earlier press, whichever of the two listeners reaches the server first, and never its own run.
+    The Sample button starts a run itself (one event, no chained one); the page presses a hidden restart button
+    with it, whose unqueued listener tells the switch of the press (:meth:`press`). Presses and runs are counted:
+    press p stops every run started by an earlier press, whichever of the two requests reaches the server first,
+    and never its own run.
     """
 
     def __init__(self):

@@ -67,10 +67,6 @@ window.ddpmListenRange = (selector, fn) => {
 // Call fn() once the element with this id is in the page: now, or when it is added. Gradio adds a tab's
 // contents the first time the tab is opened, which may be long after the data to draw there arrived.
 window.ddpmWhenPresent = (id, fn) => {
-  if (!document.body) { // called from the page's <head>, before there is a body to watch
-    document.addEventListener('DOMContentLoaded', () => window.ddpmWhenPresent(id, fn), { once: true });
-    return;
-  }
   if (document.getElementById(id)) { fn(); return; }
   const watch = new MutationObserver(() => {
     if (!document.getElementById(id)) return;

@@ -51,7 +51,6 @@
       const n = this.count();
       const range = document.querySelector(SLIDER);
       if (range) range.max = String(Math.max(n - 1, 1));
-      this.listen();
       if (n < c.end) { // a chunk went missing: show the newest frame without keeping it (the run's end repairs)
         if (this.follow) await this.previewOnly(r, c);
       } else if (this.wish !== null) { // chosen before the page held that frame
