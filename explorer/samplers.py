@@ -187,7 +187,7 @@ def uses_bf16(precision: str, device: torch.device | str = "cpu") -> bool:
 
 
 def model_eps_fn(model, s: Schedule, labels: torch.Tensor, guidance: float = 0.0, precision: str = "auto",
-                 parts: list | None = None) -> EpsFn:
+                 parts: list | None = None, pair=None) -> EpsFn:
     """ε̂(x_t, t) from the pretrained UNet with classifier-free guidance scale ``guidance``.
 
     The model is conditioned on λ_t = log-SNR of the schedule at t, so any
@@ -198,6 +198,8 @@ def model_eps_fn(model, s: Schedule, labels: torch.Tensor, guidance: float = 0.0
     the model's device; x_t goes there and ε̂ comes back to x_t's device.
     ``parts``, a list, gets each call's (ε̂_cond, ε̂_uncond) appended (float32, on x_t's device): the two passes
     the guided ε̂ was combined from, or (None, None) where guidance ran one pass (w = 0, w = 1, null class only).
+    ``pair(f, g)`` runs guidance's two passes and returns ``(f(), g())`` (:func:`explorer.model.guided_eps`); g
+    is handed over able to run in another thread (it sets its own inference mode and precision there).
     """
     from .devices import model_device
     from .model import guided_eps
@@ -207,10 +209,18 @@ def model_eps_fn(model, s: Schedule, labels: torch.Tensor, guidance: float = 0.0
     s = sampling_schedule(s)  # finite λ_T under zero terminal SNR
     labels = labels.to(device)
 
+    def in_network_modes(f):  # grad mode and autocast are per thread: a pass run in another sets its own
+        def call():
+            with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                return f()
+        return call
+
+    both = None if pair is None else (lambda f, g: pair(f, in_network_modes(g)))
+
     def eps_fn(x: torch.Tensor, t: int) -> torch.Tensor:
         log_snr = torch.full((x.shape[0],), float(s.log_snr[t]), dtype=torch.float32, device=device)  # (B,)
-        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-            eps, eps_cond, eps_uncond = guided_eps(model, x.to(device), log_snr, labels, guidance)
+        eps, eps_cond, eps_uncond = in_network_modes(lambda: guided_eps(model, x.to(device), log_snr, labels,
+                                                                        guidance, both))()
         if parts is not None:
             parts.append(tuple(None if p is None else p.float().to(x.device) for p in (eps_cond, eps_uncond)))
         return eps.float().to(x.device)

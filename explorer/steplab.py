@@ -283,14 +283,13 @@ def run_eps_parts(model, s: Schedule, labels: torch.Tensor, guidance: float, pre
 
 
 def _row_eps(model, s: Schedule, labels: torch.Tensor, w_rows: torch.Tensor):
-    """ε̂(x_t, t) guided with one w per row (``w_rows`` (B, 1, 1, 1)): both passes as one batch, as
-    :func:`explorer.model.guided_eps` batches them."""
-    null = torch.full_like(labels, NULL_CLASS)
-    both = model_eps_fn(model, s, torch.cat([labels, null]), 1.0, PRECISION)  # w = 1: each row's own class
+    """ε̂(x_t, t) guided with one w per row (``w_rows`` (B, 1, 1, 1)): the two passes as two calls of the batch,
+    as :func:`explorer.model.guided_eps` makes them."""
+    cond = model_eps_fn(model, s, labels, 1.0, PRECISION)  # w = 1: each row's own class
+    uncond = model_eps_fn(model, s, torch.full_like(labels, NULL_CLASS), 1.0, PRECISION)  # the null class alone
 
     def eps_fn(x: torch.Tensor, t: int) -> torch.Tensor:
-        eps_c, eps_u = both(torch.cat([x, x]), t).chunk(2)  # (B, 1, H, W) each
-        return classifier_free_guidance(eps_u, eps_c, w_rows)
+        return classifier_free_guidance(uncond(x, t), cond(x, t), w_rows)
 
     return eps_fn
 

@@ -9,6 +9,7 @@ import io
 import json
 import math
 import re
+import threading
 import time
 import zlib
 from pathlib import Path
@@ -23,7 +24,7 @@ from PIL import Image
 
 from explorer import data
 from explorer import trajectory as tr
-from explorer.model import CheckpointError
+from explorer.model import NULL_CLASS, CheckpointError
 from explorer.samplers import model_eps_fn
 from explorer.schedules import make_schedule
 from explorer.ui import delete_old_temp_files
@@ -32,6 +33,7 @@ from explorer.render import tile
 from explorer.runs import MAX_GUIDANCE, RunSettings, image_to_digit_tensor, initial_noise
 from explorer.trajectory import compare_frame
 from explorer.ui import build_reverse
+from explorer.ui import sampling
 from explorer.ui.sampling import GRID_SIDE
 from tiny_models import tiny_model
 from served_app import launch
@@ -150,6 +152,39 @@ def test_every_event_has_an_api_name(app):
     for name in ("reverse_sample", "reverse_stop", "reverse_view", "reverse_prev", "reverse_next",
                  "reverse_export", "reverse_compare", "reverse_compare_view", "reverse_img2img"):
         assert name in names
+
+
+@pytest.mark.parametrize("others, side", [(0, True), (1, True), (2, False)])
+def test_guidances_two_passes_go_side_by_side_only_when_no_other_event_runs_with_the_same_bits(
+        model, monkeypatch, others, side):
+    """``others`` events being processed (the run's own counts): alone, the unconditional pass runs on the
+    second core while the conditional one runs here; otherwise both here. The frames are bit for bit those of
+    the plain run (explorer.samplers.model_eps_fn without a pair, as the CLI samples)."""
+    calls = []
+
+    def spy(x, log_snr, labels):
+        calls.append((threading.current_thread().name, bool((labels == NULL_CLASS).all())))
+        return model(x, log_snr, labels)
+
+    monkeypatch.setattr(sampling, "events_in_process", lambda: others)
+    run = RunSettings(make_schedule("linear", 1000), "ddim", 6, guidance=3.0, seed=5, n=4)
+    for traj in sampling.recorder(ModelProvider(lambda: (spy, {})), run):
+        pass
+    expected = expected_run(model, steps=6, guidance=3.0, seed=5, n=4)
+    for key in ("x_t", "eps", "x0_hat"):
+        assert np.array_equal(getattr(traj, key), getattr(expected, key)), key
+    here = threading.current_thread().name
+    assert sorted(null for _, null in calls) == [False] * 6 + [True] * 6  # side by side: in either order
+    assert all(name == here for name, null in calls if not null)
+    assert all((name != here and name.startswith("guidance-pass")) == side for name, null in calls if null)
+
+
+def test_a_run_through_the_app_sees_its_own_event_being_processed(client, monkeypatch):
+    seen = []
+    count = sampling.events_in_process
+    monkeypatch.setattr(sampling, "events_in_process", lambda: seen.append(count()) or seen[-1])
+    sample(client, steps=3, n=2, guidance=3.0)
+    assert seen == [1, 1, 1]  # the run's own event, in the app's queue: no other, so its passes go side by side
 
 
 def test_sample_returns_the_result_frame_of_the_same_seeded_run(client, model):

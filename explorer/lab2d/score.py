@@ -57,7 +57,7 @@ class ExactMixtureDenoiser:
 
     def __call__(self, x: torch.Tensor, log_snr: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         out = torch.empty_like(x, dtype=torch.float32)  # (B, 2)
-        for lam in torch.unique(log_snr):  # the samplers send one λ per call (twice the batch under guidance)
+        for lam in torch.unique(log_snr):  # the samplers send one λ per call (guidance's two passes are two calls)
             rows = log_snr == lam
             ab = float(alpha_bar_of(lam.double()))
             s_t = mixture.score(mixture.q_marginal(self.mix, ab), x[rows], labels[rows])  # (b, 2)

@@ -18,6 +18,7 @@ from .img2img import build_img2img
 from .lab2d import build_lab2d_tab
 from .reverse import build_reverse_tab
 from .reverse_compare import build_reverse_compare
+from .sampling import share_cores_with
 from .step_lab import build_step_lab_tab
 from .tiny_sd import build_tiny_sd_tab
 
@@ -69,6 +70,7 @@ def build_reverse(demo: gr.Blocks, provider: ModelProvider = DEFAULT_MODEL, forw
     ``forward`` is what build_forward_tab returned (its schedule and image can be copied), or None. Returns what
     build_reverse_tab returned, and the img2img round trip's ``gr.State`` as "img2img_state".
     """
+    share_cores_with(demo)  # a run takes the second core only while no other event of the page is processed
     parts = build_reverse_tab(demo, provider, forward["controls"] if forward else None)
     build_reverse_compare(provider, parts["controls"])
     img2img = build_img2img(provider, parts["controls"], forward["x0_image"] if forward else None)
