@@ -92,7 +92,7 @@ def bench_app(client: Client, guidance: float, runs: int):
 CLICK_JS = """async (seed) => {
   const canvas = () => document.querySelector('#reverse-viewer canvas[data-key=x_t]');
   const root = () => document.querySelector('#reverse-viewer .ddpm-rev-viewer');
-  const caption = () => document.querySelector('#reverse-caption').innerText;
+  const caption = () => document.querySelector('#reverse-caption').textContent;  // (innerText: a layout per poll)
   const frames = root().dataset.frames;
   root().dataset.frames = '';
   const before = canvas().dataset.frame;
@@ -107,7 +107,7 @@ CLICK_JS = """async (seed) => {
       return [first, performance.now() - start];
     }
     if (now - start > 60000) throw new Error('no result');
-    await new Promise((r) => setTimeout(r, 2));
+    await new Promise((r) => requestAnimationFrame(r));  // once per display frame (a 2 ms timer took CPU from the run)
   }
 }"""
 
