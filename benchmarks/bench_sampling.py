@@ -23,7 +23,7 @@ from benchmarks.common import machine_line, timed  # noqa: E402
 from explorer.model import guided_eps, load_pretrained  # noqa: E402
 from explorer.samplers import model_eps_fn, sample  # noqa: E402
 from explorer.schedules import make_schedule  # noqa: E402
-from explorer.ui.sampling import side_by_side  # noqa: E402  (no app registered: always side by side)
+from explorer.ui.cores import side_by_side  # noqa: E402  (no app registered: always side by side)
 
 
 def main() -> None:

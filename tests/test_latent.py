@@ -2,6 +2,8 @@
 guidance, the sampling CLI contract and the checkpoint checks — on tiny random-init models (fast)."""
 
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -249,7 +251,28 @@ def test_a_negative_prompt_replaces_the_unconditional_branch(model):
     eps = latent_eps_fn(model, s, cond, neg, 3.0)(z, 500)
     lam = torch.full((1,), float(s.log_snr[500]))
     expected = classifier_free_guidance(model.unet(z, lam, neg), model.unet(z, lam, cond), 3.0)
-    torch.testing.assert_close(eps, expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(eps, expected, atol=0, rtol=0)  # the same two calls: the same bits
+
+
+def test_guidances_two_passes_give_the_same_bits_and_maps_when_run_side_by_side(model):
+    """The app runs the prompt's pass here and the unconditional one in another thread (explorer.ui.cores)."""
+    s = make_schedule("scaled_linear")
+    cond, _ = encode_prompts(model, ["thick 7"])
+    uncond, _ = encode_prompts(model, [""])
+    z = torch.randn(3, *LATENT_SHAPE)
+    threads = []
+
+    def pair(f, g):
+        with ThreadPoolExecutor(1) as pool:
+            second = pool.submit(lambda: (threads.append(threading.current_thread()), g())[1])
+            return f(), second.result()
+
+    maps_serial, maps_pair = [], []
+    eps = latent_eps_fn(model, s, cond.expand(3, -1, -1), uncond.expand(3, -1, -1), 3.0, maps_serial)(z, 400)
+    eps_pair = latent_eps_fn(model, s, cond.expand(3, -1, -1), uncond.expand(3, -1, -1), 3.0, maps_pair, pair)(z, 400)
+    assert threads and threads[0] is not threading.current_thread()
+    assert torch.equal(eps, eps_pair) and torch.equal(maps_serial[0], maps_pair[0])
+    assert maps_pair[0].shape[0] == 3  # the prompt's maps: its own pass only
 
 
 def test_guidance_one_is_the_conditional_model_alone(model):

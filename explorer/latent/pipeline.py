@@ -106,31 +106,35 @@ def encode_prompts(model: TinySD, prompts: list[str]) -> tuple[torch.Tensor, lis
 
 
 def latent_eps_fn(model: TinySD, s: Schedule, context: torch.Tensor, uncond_context: torch.Tensor,
-                  guidance: float, attention_out: list | None = None) -> EpsFn:
+                  guidance: float, attention_out: list | None = None, pair=None) -> EpsFn:
     """ε̂(z_t, t) with classifier-free guidance ε = ε_uncond + w · (ε_cond − ε_uncond).
 
     ``context`` / ``uncond_context`` (B, L, D): the prompt's and the unconditional (empty or negative)
     prompt's hidden states. The UNet is conditioned on λ_t of the schedule, so any schedule drives it.
     Given a list ``attention_out``, each call appends the prompt's cross-attention maps (B, L, 7, 7)
-    (None at w = 0, where the prompt is not read).
+    (None at w = 0, where the prompt is not read). Guidance makes two UNet calls of the batch, the prompt's
+    and the unconditional one, as the digit model's :func:`explorer.model.guided_eps`; ``pair(f, g)`` returns
+    ``(f(), g())`` (default: one after the other; the app's runs make them side by side when alone).
     """
     s = sampling_schedule(s)  # finite λ_T under zero terminal SNR
 
+    @torch.inference_mode()
+    def unet(z, log_snr, ctx, attention=None):  # inference mode is per thread: a pass in another sets its own
+        return model.unet(z, log_snr, ctx, attention)
+
     def eps_fn(z: torch.Tensor, t: int) -> torch.Tensor:
-        b = z.shape[0]
-        log_snr = torch.full((b,), float(s.log_snr[t]), dtype=torch.float32)  # (B,)
+        log_snr = torch.full((z.shape[0],), float(s.log_snr[t]), dtype=torch.float32)  # (B,)
         attention = [] if attention_out is not None else None
-        with torch.inference_mode():
-            if guidance == 0.0:
-                eps = model.unet(z, log_snr, uncond_context)
-            elif guidance == 1.0:
-                eps = model.unet(z, log_snr, context, attention)
-            else:
-                both = model.unet(torch.cat([z, z]), torch.cat([log_snr, log_snr]),
-                                  torch.cat([context, uncond_context]), attention)  # (2B, 4, 7, 7)
-                eps = classifier_free_guidance(both[b:], both[:b], guidance)  # (uncond, cond, w)
+        if guidance == 0.0:
+            eps = unet(z, log_snr, uncond_context)
+        elif guidance == 1.0:
+            eps = unet(z, log_snr, context, attention)
+        else:
+            cond, uncond = (lambda: unet(z, log_snr, context, attention)), (lambda: unet(z, log_snr, uncond_context))
+            eps_cond, eps_uncond = pair(cond, uncond) if pair is not None else (cond(), uncond())
+            eps = classifier_free_guidance(eps_uncond, eps_cond, guidance)
         if attention_out is not None:
-            attention_out.append(cross_attention_maps(attention)[:b] if attention else None)
+            attention_out.append(cross_attention_maps(attention) if attention else None)
         return eps
 
     return eps_fn
@@ -144,15 +148,17 @@ class LatentStep:
     attention: torch.Tensor | None  # (B, L, 7, 7) or None
 
 
-def sample_steps(model: TinySD, settings: PromptSettings, record_attention: bool = False) -> Iterator[LatentStep]:
-    """The reverse process for one prompt: z_T ~ N(0, I) from the seed, then reverse_loop's steps."""
+def sample_steps(model: TinySD, settings: PromptSettings, record_attention: bool = False,
+                 pair=None) -> Iterator[LatentStep]:
+    """The reverse process for one prompt: z_T ~ N(0, I) from the seed, then reverse_loop's steps (``pair``: how
+    guidance's two passes run, :func:`latent_eps_fn`)."""
     s = make_schedule(settings.schedule)
     context, _ = encode_prompts(model, [settings.prompt])
     uncond, _ = encode_prompts(model, [settings.negative_prompt])
     n = settings.n
     attention = [] if record_attention else None
     eps_fn = latent_eps_fn(model, s, context.expand(n, -1, -1), uncond.expand(n, -1, -1), settings.guidance,
-                           attention)
+                           attention, pair)
     generator = torch.Generator().manual_seed(settings.seed)
     z = torch.randn((n, *LATENT_SHAPE), generator=generator)  # (n, 4, 7, 7)
     for record in reverse_loop(eps_fn, s, z, generator, sampler=settings.sampler, steps=settings.steps,
@@ -172,9 +178,9 @@ def encode(model: TinySD, x: torch.Tensor) -> torch.Tensor:
     return model.scaling_factor * model.autoencoder.encode(x).mean
 
 
-def sample_images(model: TinySD, settings: PromptSettings) -> torch.Tensor:
+def sample_images(model: TinySD, settings: PromptSettings, pair=None) -> torch.Tensor:
     """Decoded samples (n, 1, 28, 28) in [-1, 1] for one prompt."""
     z = None
-    for step in sample_steps(model, settings):
+    for step in sample_steps(model, settings, pair=pair):
         z = step.record.x_prev
     return decode(model, z)

@@ -5,8 +5,6 @@ sampling slot, the model's status line and the enlarged digit images. No layout 
 from __future__ import annotations
 
 import threading
-import weakref
-from concurrent.futures import ThreadPoolExecutor
 
 import gradio as gr
 import torch
@@ -16,6 +14,7 @@ from .. import trajectory as tr
 from ..model import CheckpointError, ModelProvider
 from ..runs import RunSettings, initial_noise
 from ..samplers import model_eps_fn
+from .cores import side_by_side
 
 STREAM_INTERVAL_S = 0.5  # at most 2 streamed frames per second; every step is still recorded. Each streamed
 # frame costs the server 3 PNGs and the browser 3 fetches, and slows the model (GIL, 2 cores). Measured for
@@ -26,36 +25,6 @@ IMAGE_CLASS = "ddpm-rev-image"  # digit grids drawn with crisp pixels (static/re
 # other core must stay free for everyone's slider events (load test, 20 sliders + 4 samplers: slider p95
 # 775 ms with 2 concurrent runs, 483 ms with 1); further runs wait in the queue, streaming nothing.
 SAMPLING = dict(concurrency_id="reverse_sampling", concurrency_limit=1, show_progress="minimal")
-# A guided step makes two model calls (explorer.model.guided_eps). A run alone on the server makes them side by
-# side, on two cores; while any other event is being processed (a slider render, another tab's run), one after
-# the other, leaving the other core to it. The calls are the same either way, so a seed gives the same bits.
-# Measured, DDIM-50 × 16 at w = 3 in the app on the 2-core Xeon: 1.95 s -> 1.6 s.
-_APPS: "weakref.WeakSet[gr.Blocks]" = weakref.WeakSet()
-_SECOND_CORE = ThreadPoolExecutor(1, thread_name_prefix="guidance-pass")
-
-
-def share_cores_with(demo: gr.Blocks) -> None:
-    """Count ``demo``'s events when a run decides whether it is alone (build_demo registers its app)."""
-    _APPS.add(demo)
-
-
-def events_in_process() -> int:
-    """Events the registered apps' queues are processing now (a streaming run counts until it ends)."""
-    total = 0
-    for demo in list(_APPS):
-        for job in getattr(getattr(demo, "_queue", None), "active_jobs", None) or ():
-            total += len(job) if job else 0
-    return total
-
-
-def side_by_side(f, g):
-    """(f(), g()): g on the second core while f runs here if this run's event is the only one, else after f."""
-    if events_in_process() > 1:
-        return f(), g()
-    second = _SECOND_CORE.submit(g)
-    return f(), second.result()
-
-
 def model_status(provider: ModelProvider) -> str:
     """One line of Markdown for the tab: which model samples, or why there is none."""
     try:

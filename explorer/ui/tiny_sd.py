@@ -30,6 +30,7 @@ from ..latent.tokenizer import UNK, tokenize
 from ..samplers import SAMPLERS
 from ..schedules import SCHEDULE_NAMES
 from .common import image_file, served_image_path, user_errors
+from .cores import share_cores_with, side_by_side
 from .controls import bind
 from .image_input import ImageInput
 
@@ -116,7 +117,7 @@ def run_frames(req: RunRequest):
     yield "text", frames, None
     keep = set(fr.frame_indices(total_steps(req.settings)))
     z = None
-    for k, step in enumerate(sample_steps(m, req.settings, record_attention=True)):
+    for k, step in enumerate(sample_steps(m, req.settings, record_attention=True, pair=side_by_side)):
         if k in keep:
             frames.add(m, step, req.detailed)
             yield "unet", frames, None
@@ -163,7 +164,7 @@ def compare_prompts(prompt_a, prompt_b, guidance, seed, steps, n):
     for p in (prompt_a, prompt_b):
         settings = PromptSettings.checked(p, "", guidance, seed, "ddim", steps, 0.0, DEFAULT_SCHEDULE, n,
                                           max_samples=UI_MAX_SAMPLES)
-        x = sample_images(model(), settings)
+        x = sample_images(model(), settings, pair=side_by_side)
         out.append(image_file(render.grid_image(x), "tiny_sd_compare"))
     return tuple(out)
 
@@ -363,6 +364,7 @@ def build_cost() -> None:
 
 def build_tiny_sd_tab(demo: gr.Blocks) -> None:
     """The tab: the run's controls, the run and its viewer, then the accordions that reuse its settings."""
+    share_cores_with(demo)  # a run takes the second core only while no other event of the page is processed
     gr.Markdown(
         "Stable Diffusion in miniature, trained on this CPU: a **text encoder** (a tiny CLIP) turns the prompt "
         "into token embeddings, a **UNet** denoises a 4×7×7 **latent** while reading them through "
