@@ -241,7 +241,7 @@ def inspected(app):
     """A session of its own: a Reverse run (DDIM-6, η = 1, w = 3, four digits), then its sample 2 in the microscope."""
     client = Client(app.local_url, verbose=False)
     client.predict(*reverse_args(), api_name="/reverse_sample")
-    chunk, _ = client.predict(api_name="/reverse_recorded_frames")  # every frame (the run's last chunk: the rest)
+    chunk, _ = client.predict(api_name="/reverse_recorded_frames")  # every frame of the session's run
     caption, frames, _, math_md = client.predict(2, api_name="/step_lab_inspect_reverse")
     return client, reverse_payload(chunk), frames_payload(frames), caption, math_md
 
