@@ -13,12 +13,12 @@ import torch
 
 from ..model import DEFAULT_MODEL, ModelProvider
 from .compare import build_compare_tab
+from .cores import share_cores_with
 from .forward import build_forward_tab
 from .img2img import build_img2img
 from .lab2d import build_lab2d_tab
 from .reverse import build_reverse_tab
 from .reverse_compare import build_reverse_compare
-from .cores import share_cores_with
 from .step_lab import build_step_lab_tab
 from .tiny_sd import build_tiny_sd_tab
 

@@ -25,6 +25,8 @@ IMAGE_CLASS = "ddpm-rev-image"  # digit grids drawn with crisp pixels (static/re
 # other core must stay free for everyone's slider events (load test, 20 sliders + 4 samplers: slider p95
 # 775 ms with 2 concurrent runs, 483 ms with 1); further runs wait in the queue, streaming nothing.
 SAMPLING = dict(concurrency_id="reverse_sampling", concurrency_limit=1, show_progress="minimal")
+
+
 def model_status(provider: ModelProvider) -> str:
     """One line of Markdown for the tab: which model samples, or why there is none."""
     try:
