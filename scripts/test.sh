@@ -6,7 +6,8 @@ python -m pip install --quiet --disable-pip-version-check -r requirements-dev.tx
 if ! command -v chromium >/dev/null 2>&1; then
   apt-get update -qq && apt-get install -y -qq chromium >/dev/null
 fi
-# Two workers; a test file runs whole on one worker (tests/conftest.py groups them, so its module fixtures are
-# built once) except the hostile-input sweep, which is sharded. The 15 slowest tests are listed so slowness stays
-# visible. pytest exits 5 when it collects nothing, so an empty run fails too.
-python -m pytest -n 2 --dist loadgroup --durations=15 "$@"
+# Three workers on two cores: the browser tests wait on pages much of the time, and a third worker fills it.
+# A test file runs whole on one worker (tests/conftest.py groups them, so its module fixtures are built once; the
+# browser tests form one group, started first) except the hostile-input sweep, which is sharded. The 15 slowest
+# tests are listed so slowness stays visible. pytest exits 5 when it collects nothing, so an empty run fails too.
+python -m pytest -n 3 --dist loadgroup --durations=15 "$@"

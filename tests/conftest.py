@@ -45,9 +45,18 @@ _one_ssl_context_for_the_default_settings()
 SPREAD_FILES = {"test_hostile_api.py"}
 
 
+def is_browser_test(item) -> bool:
+    return item.path.name.startswith("test_browser_")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which turns the xdist_group marks into the groups (this
+# hook ran after it until 2026-11-27, so no group was ever formed: every file was spread over both workers)
 def pytest_collection_modifyitems(items):
+    # the browser tests first: they are the longest group and run on one worker, so they start at once and the
+    # other workers fill the time around them
+    items.sort(key=lambda item: not is_browser_test(item))
     for item in items:
-        if item.path.name.startswith("test_browser_"):
+        if is_browser_test(item):
             # One Chromium at a time: two browsers plus two apps sampling on 2 cores starved the pages' timers
             # and streams, and browser tests timed out at random while the other worker ran the rest.
             item.add_marker(pytest.mark.xdist_group("browser"))

@@ -233,15 +233,19 @@ def test_stop_pressed_while_the_run_waits_behind_another_persons_run_stops_it(pa
         other.locator("#reverse-sample").click()  # 1000 steps: holds the sampling slot
         expect(other.locator(CAPTION)).to_contain_text("Sampling… step", timeout=60_000)
         choose_sampler(page, "ddim", 50)
-        idle = page.evaluate("""() => {
-          const r = window.ddpmReverse, idle = !r.awaiting && !r.live;
-          document.querySelector('#reverse-sample').click();
-          document.querySelector('#reverse-stop').click();
-          return idle;
-        }""")
+        stop_fn = page.evaluate("() => window.gradio_config.dependencies.find((d) => d.api_name === 'reverse_stop').id")
+        with page.expect_response(lambda r: r.request.method == "POST" and "/run/predict" in r.url
+                                  and f'"fn_index":{stop_fn},' in (r.request.post_data or ""), timeout=60_000):
+            idle = page.evaluate("""() => {
+              const r = window.ddpmReverse, idle = !r.awaiting && !r.live;
+              document.querySelector('#reverse-sample').click();
+              document.querySelector('#reverse-stop').click();
+              return idle;
+            }""")
         assert idle  # this page had no run under way: the case where its press goes a moment later
-        page.wait_for_timeout(1000)
-        other.locator("#reverse-stop").click()  # the slot is free: this page's run starts, and stops at once
+        # The server has answered this page's Stop (it waited a fixed second before, and on a loaded machine the
+        # other run could end first): the slot is freed now, and this page's run starts, and stops at once.
+        other.locator("#reverse-stop").click()
         expect(page.locator(CAPTION)).to_contain_text("Stopped before the first step", timeout=60_000)
     finally:
         other.close()
