@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import machine_line, timed  # noqa: E402
 from explorer.model import guided_eps, load_pretrained  # noqa: E402
-from explorer.samplers import in_network_modes, model_eps_fn, sample  # noqa: E402
+from explorer.samplers import model_eps_fn, sample  # noqa: E402
 from explorer.schedules import make_schedule  # noqa: E402
 from explorer.ui.cores import side_by_side  # noqa: E402  (no app registered: always side by side)
 
@@ -59,12 +59,10 @@ def main() -> None:
         x = torch.randn(16, 1, 28, 28)
         lam = torch.full((16,), 0.0)
 
-        bf16 = prec == "bf16"
-        both = None if pair is None else (lambda f, g: pair(f, in_network_modes(g, "cpu", bf16)))  # as the loop's
-
         def bare():
-            for _ in range(50):
-                in_network_modes(lambda: guided_eps(model, x, lam, labels, 3.0, both)[0].float(), "cpu", bf16)()
+            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=prec == "bf16"):
+                for _ in range(50):
+                    guided_eps(model, x, lam, labels, 3.0, pair)[0].float()
 
         loop = timed(lambda: run(3.0), a.repeats)
         calls = timed(bare, a.repeats)

@@ -17,7 +17,7 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 ENV_VAR = "DDPM_DEVICE"
 
 
-def _mps_available() -> bool:
+def mps_available() -> bool:
     mps = getattr(torch.backends, "mps", None)
     return bool(mps is not None and mps.is_available())
 
@@ -33,7 +33,7 @@ def resolve_device(name: str | None = "auto") -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' was asked for, but this PyTorch build sees no CUDA GPU "
                          f"(torch {torch.__version__}); use 'cpu' or 'auto'.")
-    if name == "mps" and not _mps_available():
+    if name == "mps" and not mps_available():
         raise ValueError("device 'mps' was asked for, but Apple's Metal backend is not available here; "
                          "use 'cpu' or 'auto'.")
     return torch.device(name)

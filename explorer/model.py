@@ -174,6 +174,11 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def one_after_another(f: Callable, g: Callable) -> tuple:
+    """(f(), g()) in this thread: how guidance's two passes run unless a ``pair`` is given."""
+    return f(), g()
+
+
 def guided_eps(
     model: UNet, x: torch.Tensor, log_snr: torch.Tensor, labels: torch.Tensor, guidance: float,
     pair: Callable | None = None,
@@ -200,7 +205,7 @@ def guided_eps(
         return model(x, log_snr, labels), None, None
     null = torch.full_like(labels, NULL_CLASS)
     cond, uncond = (lambda: model(x, log_snr, labels)), (lambda: model(x, log_snr, null))
-    eps_cond, eps_uncond = pair(cond, uncond) if pair is not None else (cond(), uncond())
+    eps_cond, eps_uncond = (pair or one_after_another)(cond, uncond)
     return classifier_free_guidance(eps_uncond, eps_cond, guidance), eps_cond, eps_uncond
 
 

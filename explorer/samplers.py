@@ -186,15 +186,6 @@ def uses_bf16(precision: str, device: torch.device | str = "cpu") -> bool:
     return precision == "bf16" or (precision == "auto" and bf16_is_fast(device))
 
 
-def in_network_modes(f, device_type: str, bf16: bool):
-    """f as a call that runs in inference mode, in bfloat16 autocast if ``bf16``: both are per thread, so a network
-    pass handed to another thread (guidance's second pass, :func:`model_eps_fn`'s ``pair``) sets its own."""
-    def call():
-        with torch.inference_mode(), torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
-            return f()
-    return call
-
-
 def model_eps_fn(model, s: Schedule, labels: torch.Tensor, guidance: float = 0.0, precision: str = "auto",
                  parts: list | None = None, pair=None) -> EpsFn:
     """ε̂(x_t, t) from the pretrained UNet with classifier-free guidance scale ``guidance``.
@@ -207,8 +198,8 @@ def model_eps_fn(model, s: Schedule, labels: torch.Tensor, guidance: float = 0.0
     the model's device; x_t goes there and ε̂ comes back to x_t's device.
     ``parts``, a list, gets each call's (ε̂_cond, ε̂_uncond) appended (float32, on x_t's device): the two passes
     the guided ε̂ was combined from, or (None, None) where guidance ran one pass (w = 0, w = 1, null class only).
-    ``pair(f, g)`` runs guidance's two passes and returns ``(f(), g())`` (:func:`explorer.model.guided_eps`); g
-    is handed over able to run in another thread (it sets its own inference mode and precision there).
+    ``pair(f, g)`` runs guidance's two passes and returns ``(f(), g())`` (:func:`explorer.model.guided_eps`); a
+    pair that runs g in another thread gives it this thread's inference mode and autocast (explorer.ui.cores).
     """
     from .devices import model_device
     from .model import guided_eps
@@ -218,12 +209,10 @@ def model_eps_fn(model, s: Schedule, labels: torch.Tensor, guidance: float = 0.0
     s = sampling_schedule(s)  # finite λ_T under zero terminal SNR
     labels = labels.to(device)
 
-    both = None if pair is None else (lambda f, g: pair(f, in_network_modes(g, device.type, use_bf16)))
-
     def eps_fn(x: torch.Tensor, t: int) -> torch.Tensor:
         log_snr = torch.full((x.shape[0],), float(s.log_snr[t]), dtype=torch.float32, device=device)  # (B,)
-        eps, eps_cond, eps_uncond = in_network_modes(
-            lambda: guided_eps(model, x.to(device), log_snr, labels, guidance, both), device.type, use_bf16)()
+        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+            eps, eps_cond, eps_uncond = guided_eps(model, x.to(device), log_snr, labels, guidance, pair)
         if parts is not None:
             parts.append(tuple(None if p is None else p.float().to(x.device) for p in (eps_cond, eps_uncond)))
         return eps.float().to(x.device)

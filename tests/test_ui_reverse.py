@@ -183,6 +183,24 @@ def test_guidances_two_passes_go_side_by_side_only_when_no_other_event_runs_with
     assert all((name != here and name.startswith("guidance-pass")) == side for name, null in calls if null)
 
 
+def test_the_second_cores_pass_runs_with_this_threads_torch_settings(monkeypatch):
+    """torch keeps inference mode, autocast and the intra-op thread count per thread: the pass handed to the
+    second core gets the run thread's, whatever that core's thread ran with before."""
+    monkeypatch.setattr(cores, "events_in_process", lambda: 1)
+
+    def settings():
+        return (threading.current_thread().name, torch.is_inference_mode_enabled(), torch.is_autocast_enabled("cpu"),
+                torch.get_autocast_dtype("cpu"), torch.get_num_threads())
+
+    cores._SECOND_CORE.submit(torch.set_num_threads, 2).result()
+    torch.set_num_threads(1)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        here, there = cores.side_by_side(settings, settings)
+    assert there[0].startswith("guidance-pass") and there[1:] == here[1:] == (True, True, torch.bfloat16, 1)
+    here, there = cores.side_by_side(settings, settings)
+    assert there[0].startswith("guidance-pass") and there[1:] == here[1:] and here[1:3] == (False, False)
+
+
 def test_a_run_through_the_app_sees_its_own_event_being_processed(client, monkeypatch):
     seen = []
     count = cores.events_in_process

@@ -17,6 +17,7 @@ import torch
 
 from .. import checks
 from ..diffusion import classifier_free_guidance
+from ..model import one_after_another
 from ..samplers import DEFAULT_SPACING, SAMPLERS, EpsFn, StepRecord, reverse_loop, sampling_schedule
 from ..schedules import SCHEDULE_NAMES, Schedule, make_schedule
 from .autoencoder import LATENT_SHAPE, Autoencoder, AutoencoderConfig
@@ -114,25 +115,24 @@ def latent_eps_fn(model: TinySD, s: Schedule, context: torch.Tensor, uncond_cont
     Given a list ``attention_out``, each call appends the prompt's cross-attention maps (B, L, 7, 7)
     (None at w = 0, where the prompt is not read). Guidance makes two UNet calls of the batch, the prompt's
     and the unconditional one, as the digit model's :func:`explorer.model.guided_eps`; ``pair(f, g)`` returns
-    ``(f(), g())`` (default: one after the other; the app's runs make them side by side when alone).
+    ``(f(), g())`` (default: one after the other; the app's runs make them side by side when alone, and a pair
+    that runs g in another thread gives it this thread's inference mode: explorer.ui.cores).
     """
     s = sampling_schedule(s)  # finite λ_T under zero terminal SNR
-
-    @torch.inference_mode()
-    def unet(z, log_snr, ctx, attention=None):  # inference mode is per thread: a pass in another sets its own
-        return model.unet(z, log_snr, ctx, attention)
 
     def eps_fn(z: torch.Tensor, t: int) -> torch.Tensor:
         log_snr = torch.full((z.shape[0],), float(s.log_snr[t]), dtype=torch.float32)  # (B,)
         attention = [] if attention_out is not None else None
-        if guidance == 0.0:
-            eps = unet(z, log_snr, uncond_context)
-        elif guidance == 1.0:
-            eps = unet(z, log_snr, context, attention)
-        else:
-            cond, uncond = (lambda: unet(z, log_snr, context, attention)), (lambda: unet(z, log_snr, uncond_context))
-            eps_cond, eps_uncond = pair(cond, uncond) if pair is not None else (cond(), uncond())
-            eps = classifier_free_guidance(eps_uncond, eps_cond, guidance)
+        with torch.inference_mode():
+            if guidance == 0.0:
+                eps = model.unet(z, log_snr, uncond_context)
+            elif guidance == 1.0:
+                eps = model.unet(z, log_snr, context, attention)
+            else:
+                cond = lambda: model.unet(z, log_snr, context, attention)  # noqa: E731
+                uncond = lambda: model.unet(z, log_snr, uncond_context)  # noqa: E731
+                eps_cond, eps_uncond = (pair or one_after_another)(cond, uncond)
+                eps = classifier_free_guidance(eps_uncond, eps_cond, guidance)
         if attention_out is not None:
             attention_out.append(cross_attention_maps(attention) if attention else None)
         return eps

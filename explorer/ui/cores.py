@@ -9,11 +9,14 @@ gives the same bits under any load.
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 
 import gradio as gr
 import torch
+
+from ..devices import mps_available
 
 # Measured on the 2-core Xeon, DDIM-50 × 16 at w = 3: in the app 1.95 -> 1.5 s, bench_sampling 1.82 -> 1.01 s.
 _APPS: "weakref.WeakSet[gr.Blocks]" = weakref.WeakSet()
@@ -39,12 +42,27 @@ def side_by_side(f, g):
     """(f(), g()): g on the second core while f runs here if this run's event is the only one, else after f."""
     if events_in_process() > 1:
         return f(), g()
-    second = _SECOND_CORE.submit(_with_threads, torch.get_num_threads(), g)
+    second = _SECOND_CORE.submit(_as_this_thread(g))
     return f(), second.result()
 
 
-def _with_threads(n: int, g):
-    """g() on as many intra-op threads as the run's own thread uses: oneDNN's last bits depend on the number."""
-    if torch.get_num_threads() != n:
-        torch.set_num_threads(n)
-    return g()
+def _as_this_thread(g):
+    """g as a call for another thread that runs it with this thread's torch settings, which torch keeps per
+    thread: the number of intra-op threads (oneDNN's last bits depend on it), inference mode and autocast."""
+    threads, inference = torch.get_num_threads(), torch.is_inference_mode_enabled()
+    autocast = [(d, torch.is_autocast_enabled(d), torch.get_autocast_dtype(d)) for d in _autocast_devices()]
+
+    def call():
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+        with contextlib.ExitStack() as modes:
+            modes.enter_context(torch.inference_mode(inference))
+            for device, enabled, dtype in autocast:
+                modes.enter_context(torch.autocast(device, dtype=dtype, enabled=enabled))
+            return g()
+
+    return call
+
+
+def _autocast_devices() -> list[str]:
+    return ["cpu"] + (["cuda"] if torch.cuda.is_available() else []) + (["mps"] if mps_available() else [])
