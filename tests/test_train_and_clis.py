@@ -175,6 +175,19 @@ def test_evaluate_cli_prints_the_figures_as_json(trained, capsys):
     assert "cosine/ddim50/w=3" in result["configs"]
 
 
+def test_evaluate_cli_measures_the_ddpm_rows_at_the_guidance_asked_for(trained, capsys):
+    code, out, _ = run_in_process(evaluate_main, capsys, "--checkpoint", trained, "--n-ddim", "1", "--n-ddpm", "1",
+                                  "--guidance", "0,3", "--ddpm-guidance", "1", "--classifier-epochs", "1",
+                                  "--train-subset", "500")
+    assert code == 0
+    result = json.loads(out)
+    assert sorted(result["configs"]) == sorted(f"{s}/{row}" for s in ("linear", "cosine")
+                                               for row in ("ddim50/w=0", "ddim50/w=3", "ddpm1000/w=1"))
+    assert result["ddpm1000_guidance_measured"] == ["1"]
+    code, _, err = run_in_process(evaluate_main, capsys, "--ddpm-guidance", "one")
+    assert code == 2 and "--ddpm-guidance" in err and "Traceback" not in err
+
+
 def test_train_cli_rejects_bad_flags(capsys):
     code, _, err = run_in_process(train_main, capsys, "--steps", "0")
     assert code == 2 and "--steps" in err

@@ -219,20 +219,53 @@ def test_sample_returns_the_result_frame_of_the_same_seeded_run(client, model):
     assert "Result" in last["numbers"][-1] and caption.startswith("Done: 8 steps")
 
 
+def frames_held(chunks: list[dict]) -> dict:
+    """What the page holds after these chunks, kept as static/reverse.js keeps them: each part (a chunk's
+    "earlier" frames, then its own) that starts at or before the frames held adds the frames that follow them."""
+    held = {"x_t": [], "eps": [], "x0_hat": [], "numbers": [], "markers": []}
+    for c in chunks:
+        for part in ([decoded(c["earlier"], c)] if "earlier" in c else []) + [c]:
+            have, steps = len(held["numbers"]), c["num_steps"]
+            if part["start"] > have:
+                continue
+            steps_start = min(part["start"], min(part["end"], steps) - 1)
+            for k in range(have, part["end"]):
+                held["x_t"].append(part["x_t"][k - part["start"]])
+                for key in ("eps", "x0_hat"):
+                    held[key].append(part[key][min(k, steps - 1) - steps_start])
+                held["numbers"].append(part["numbers"][k - part["start"]])
+                held["markers"].append(part["markers"][k - part["start"]])
+    return held
+
+
+def decoded(part: dict, chunk: dict) -> dict:
+    return payload(json.dumps({**part, **{k: chunk[k] for k in ("batch", "h", "w")}}))
+
+
 def test_the_page_gets_previews_while_sampling_then_every_frame_once(client, model):
     job = client.submit(*args(steps=30, n=2, seed=5), api_name="/reverse_sample")
     job.result()
-    chunks = [payload(out[1]) for out in job.outputs()]
-    previews, whole = chunks[:-1], chunks[-1]
+    chunks = [json.loads(out[1]) for out in job.outputs()]
+    previews, last = [payload(out[1]) for out in job.outputs()[:-1]], payload(job.outputs()[-1][1])
     assert previews and all(c["preview"] and c["end"] == c["start"] + 1 for c in previews)
-    assert not whole["preview"] and (whole["start"], whole["end"]) == (0, 31) and whole["finished"]
+    assert not last["preview"] and last["end"] == 31 and last["finished"]
+    # every frame once: the previews' frames, those recorded between them, then the rest, none sent twice
+    parts = [p for c in chunks for p in ([c["earlier"]] if "earlier" in c else []) + [c]]
+    assert [p["start"] for p in parts] == [0] + [p["end"] for p in parts[:-1]]
+    held = frames_held(previews + [last])
     expected = expected_run(model, steps=30, n=2, seed=5)
     for key, frames_ in (("x_t", expected.x_t), ("eps", expected.eps), ("x0_hat", expected.x0_hat)):
-        assert np.array_equal(whole[key], frames_), key
+        assert np.array_equal(np.stack(held[key]), frames_[np.minimum(np.arange(31), len(frames_) - 1)]), key
         k = previews[-1]["start"]
-        assert np.array_equal(previews[-1][key][0], frames_[k]), key  # a preview is that frame as recorded
-    assert len(whole["numbers"]) == 31 and "Step 1 of 30" in whole["numbers"][0] and "Result" in whole["numbers"][-1]
-    assert [m["t"] for m in whole["markers"]][-2:] == [int(expected.numbers["t"][-1]), 0]
+        assert np.array_equal(previews[-1][key][0], frames_[min(k, len(frames_) - 1)]), key  # as recorded
+    assert len(held["numbers"]) == 31 and "Step 1 of 30" in held["numbers"][0] and "Result" in held["numbers"][-1]
+    assert [m["t"] for m in held["markers"]][-2:] == [int(expected.numbers["t"][-1]), 0]
+    # the API's whole run (what the page asks for when a chunk was lost) holds the same frames
+    chunk, _ = client.predict(api_name="/reverse_recorded_frames")
+    whole = frames_held([payload(chunk)])
+    for key in ("x_t", "eps", "x0_hat"):
+        assert np.array_equal(np.stack(whole[key]), np.stack(held[key])), key
+    assert (whole["numbers"], whole["markers"]) == (held["numbers"], held["markers"])
 
 
 def test_sample_streams_a_first_frame_before_the_end(client):

@@ -192,7 +192,7 @@ def sample_frames(provider: ModelProvider, run: RunSettings, stop: threading.Eve
     """Stream a run: yields (state, frame slider, frames for the page, caption, ᾱ plot, log-SNR plot).
 
     While sampling, the page gets the newest frame to show and the frames recorded since the last one; at the
-    end, every frame once. Setting ``stop`` ends the run after its current step, as a normal outcome: the
+    end, the frames not sent yet: every frame once. Setting ``stop`` ends the run after its current step, as a normal outcome: the
     frames recorded so far stay, to scrub and export.
     """
     started = time.perf_counter()
@@ -220,7 +220,9 @@ def sample_frames(provider: ModelProvider, run: RunSettings, stop: threading.Eve
         caption = f"Done: {readouts.count(traj.num_steps, 'step')} in {traj.seconds:.2f} s — {run.describe()}"
     else:
         caption = f"{stopped_caption(traj)} ({run.describe()})"
-    yield traj, _frame_slider(traj, traj.num_frames - 1), frames_payload(traj), caption, coef_fig, snr_fig
+    # the frames the previews did not carry (the page asks for every frame if one of them was lost: repair_btn)
+    rest = frames_payload(traj, min(sent, traj.num_frames - 1))
+    yield traj, _frame_slider(traj, traj.num_frames - 1), rest, caption, coef_fig, snr_fig
 
 
 def recorded_frames(traj):
@@ -348,6 +350,10 @@ def build_reverse_tab(demo: gr.Blocks, provider: ModelProvider, forward_controls
             chunk = gr.Textbox(visible="hidden", elem_id="reverse-frames")
             # while sampling: the newest frame and those recorded since (a missed chunk is repaired at the end)
             chunk.change(None, inputs=[chunk], js=APPEND_JS, api_name=False, queue=False)
+            # pressed by the page when the run's last chunk finds frames missing (a chunk lost on the way)
+            repair_btn = gr.Button("Send every frame", elem_id="reverse-repair", elem_classes="ddpm-hidden")
+            repair_btn.click(lambda traj: frames_payload(_require(traj)), inputs=state, outputs=chunk,
+                             api_name=False, queue=False, show_progress="hidden")
             with gr.Row():
                 coef_plot = gr.Plot(label="ᾱ_t", elem_classes=[PLOT_CLASS], elem_id="reverse-coef-plot")
                 snr_plot = gr.Plot(label="log-SNR", elem_classes=[PLOT_CLASS], elem_id="reverse-logsnr-plot")

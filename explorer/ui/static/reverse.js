@@ -22,9 +22,10 @@
     listening: false, awaiting: false,
 
     // A chunk of frames from the server (explorer/ui/reverse.py, frames_payload): while sampling, the newest
-    // frame (a preview) with the frames recorded since the previous one; when the run ends or is stopped, every
-    // frame. The page keeps them all, so the slider scrubs the frames recorded so far while the run goes on;
-    // the newest frame is shown only while the person follows it (has not scrubbed back).
+    // frame (a preview) with the frames recorded since the previous one; when the run ends or is stopped, the
+    // frames not sent before (every frame, when the page asks for it). The page keeps them all, so the slider
+    // scrubs the frames recorded so far while the run goes on; the newest frame is shown only while the person
+    // follows it (has not scrubbed back).
     append(json) {
       this.queue = this.queue.then(() => this.receive(json)).catch((e) => console.error(e));
       return this.queue;
@@ -51,8 +52,13 @@
       const n = this.count();
       const range = document.querySelector(SLIDER);
       if (range) range.max = String(Math.max(n - 1, 1));
-      if (n < c.end) { // a chunk went missing: show the newest frame without keeping it (the run's end repairs)
-        if (this.follow) await this.previewOnly(r, c);
+      if (n < c.end) { // a chunk went missing: show the newest frame without keeping it; the run's last chunk
+        if (this.follow) await this.previewOnly(r, c); // carries only the frames not sent before, so then the
+        if (!c.preview && !r.repairAsked) { // page asks for every frame (a hidden button: explorer/ui/reverse.py)
+          r.repairAsked = true;
+          const repair = document.getElementById('reverse-repair');
+          if (repair) repair.click();
+        }
       } else if (this.wish !== null) { // chosen before the page held that frame
         this.goTo(this.wish);
         if (this.wish <= n - 1 || !c.preview) this.wish = null;
