@@ -51,3 +51,20 @@ def test_sampling_plots_the_runs_own_schedule_right_after_the_first_frame_so_mar
     coef_fig = outputs[1][4]
     assert isinstance(coef_fig, go.Figure)
     assert max(coef_fig.data[0].x) == S.T  # the run's T = 20 curves, not the page's first schedule (T = 1000)
+    # once: the page keeps them, and a second Plotly render at the end delayed the last frame's paint
+    assert [isinstance(out[4], go.Figure) for out in outputs] == [False, True] + [False] * (len(outputs) - 2)
+    assert [isinstance(out[5], go.Figure) for out in outputs] == [False, True] + [False] * (len(outputs) - 2)
+
+
+def test_a_run_with_no_second_chunk_plots_its_schedule_with_its_last():
+    import plotly.graph_objects as go
+
+    from explorer.model import ModelProvider, UNet, UNetConfig
+    from explorer.ui.reverse import sample_frames
+
+    torch.manual_seed(0)
+    model = UNet(UNetConfig(patch=2, channels=(16, 32), blocks=(1, 1))).eval()
+    provider = ModelProvider(lambda: (model, {"parameters": 1, "weights": "random"}))
+    outputs = list(sample_frames(provider, RunSettings(S, sampler="ddim", steps=1, n=1, digit="none")))
+    assert [isinstance(out[4], go.Figure) for out in outputs][-1]
+    assert sum(isinstance(out[4], go.Figure) for out in outputs) == 1

@@ -192,8 +192,9 @@ def sample_frames(provider: ModelProvider, run: RunSettings, stop: threading.Eve
     """Stream a run: yields (state, frame slider, frames for the page, caption, ᾱ plot, log-SNR plot).
 
     While sampling, the page gets the newest frame to show and the frames recorded since the last one; at the
-    end, the frames not sent yet: every frame once. Setting ``stop`` ends the run after its current step, as a normal outcome: the
-    frames recorded so far stay, to scrub and export.
+    end, the frames not sent yet, so every frame goes once. The ᾱ and log-SNR plots of the run's schedule go
+    once too, with the second chunk (or the last, in a run that had no second). Setting ``stop`` ends the run
+    after its current step, as a normal outcome: the frames recorded so far stay, to scrub and export.
     """
     started = time.perf_counter()
     # the run's own schedule is plotted from its first frame on, so the markers that follow the steps sit on its
@@ -202,8 +203,9 @@ def sample_frames(provider: ModelProvider, run: RunSettings, stop: threading.Eve
     if stop is not None and stop.is_set():  # stopped while waiting for the sampling slot
         yield gr.skip(), gr.skip(), gr.skip(), stopped_caption(None), coef_fig, snr_fig
         return
-    figures = (gr.skip(), gr.skip())  # the first frame goes alone; the plots come with the second (Plotly's
-    # re-render of both took 50–100 ms of the page's main thread before the first frame could be painted)
+    # the first frame goes alone; the plots come once, with the second (Plotly's re-render of both took
+    # 50–100 ms of the page's main thread before the first frame could be painted, and as much again at the end)
+    plotted = False
     sent = 0  # the page holds frames 0 … sent - 1
     for traj in stream_latest(recorder(provider, run), stop=stop):
         if traj.finished or (stop is not None and stop.is_set()):
@@ -211,9 +213,10 @@ def sample_frames(provider: ModelProvider, run: RunSettings, stop: threading.Eve
         k = traj.count - 1  # the worker may add steps meanwhile; frames up to k are complete
         caption = (f"Sampling… step {k + 1} of {traj.num_steps} ({time.perf_counter() - started:.1f} s) — "
                    f"{run.describe()}")
+        figures = (coef_fig, snr_fig) if sent > 0 and not plotted else (gr.skip(), gr.skip())
+        plotted = plotted or sent > 0
         yield (traj, gr.update(maximum=max(k, 1)), frames_payload(traj, k, k + 1, preview=True, earlier=sent),
                caption, *figures)
-        figures = (coef_fig, snr_fig) if sent == 0 else (gr.skip(), gr.skip())
         sent = k + 1
     traj.seconds = time.perf_counter() - started
     if traj.finished:
@@ -222,7 +225,8 @@ def sample_frames(provider: ModelProvider, run: RunSettings, stop: threading.Eve
         caption = f"{stopped_caption(traj)} ({run.describe()})"
     # the frames the previews did not carry (the page asks for every frame if one of them was lost: repair_btn)
     rest = frames_payload(traj, min(sent, traj.num_frames - 1))
-    yield traj, _frame_slider(traj, traj.num_frames - 1), rest, caption, coef_fig, snr_fig
+    figures = (gr.skip(), gr.skip()) if plotted else (coef_fig, snr_fig)
+    yield traj, _frame_slider(traj, traj.num_frames - 1), rest, caption, *figures
 
 
 def recorded_frames(traj):
