@@ -82,6 +82,36 @@ def test_scrubbing_draws_the_frame_the_server_returns(page, served):
     assert page.locator(f'{VIEW} [data-key="t"]').inner_text() == str(frame["t"])
 
 
+def test_the_streamed_parts_add_up_to_the_whole_run_in_the_page(page, monkeypatch):
+    """Each output while the run goes on carries only the new frames; the page appends them, so after every part
+    it holds each recorded frame, and what it held before the last output (every frame) equals that output."""
+    monkeypatch.setattr(tiny_sd, "STREAM_EVERY_S", 0.0)  # an output after every step (read at each run)
+    parts = page.evaluate("""async () => {
+      const t = window.ddpmTinySd, parts = [], load = t.load.bind(t);
+      const sum = (a) => a.reduce((x, y) => (x * 31 + y) % 1000000007, 0);
+      t.load = (json) => {
+        const before = t.scene;
+        load(json);
+        const s = t.scene, part = JSON.parse(json);
+        parts.push({start: part.start, stage: part.stage, frames: s.frames, held: s.t.length, bytes: s.x0Bytes.length,
+                    sum: sum(s.x0Bytes), before: before && before.run === part.run ? sum(before.x0Bytes) : null});
+      };
+      const old = t.scene;
+      document.querySelector('#tiny-sd-run').click();
+      const start = performance.now();
+      while (!(t.scene !== old && t.scene.stage === 'done') && performance.now() - start < 60000)
+        await new Promise((r) => setTimeout(r, 20));
+      t.load = load;
+      return parts;
+    }""")
+    run = [p for p in parts if p["stage"] != "text"]
+    assert run[-1]["stage"] == "done" and run[-1]["start"] == 0 and run[-1]["held"] == 8
+    assert any(p["start"] > 0 for p in run)  # parts with only the new frames were appended
+    for p in run:
+        assert p["held"] == p["frames"] and p["bytes"] == p["frames"] * 3 * 28 * 28, p
+    assert run[-1]["before"] == run[-1]["sum"]  # the appended frames are the run's frames
+
+
 def test_scrubbing_changes_the_picture(page):
     scrub(page, 0)
     first = gray(page, f"{VIEW} canvas.tsd-xt")

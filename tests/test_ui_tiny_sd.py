@@ -3,6 +3,7 @@
 The tab runs on a tiny random-init model (tests/tiny_sd_app.py), so these tests do not depend on the weights.
 """
 
+import base64
 import json
 
 import numpy as np
@@ -84,6 +85,23 @@ def test_a_run_streams_frames_and_ends_with_every_step_recorded_and_the_samples(
     assert scene["tokens"] == ["<bos>", "a", "thick", "7", "<eos>"]
     assert len(job.outputs()) >= 2  # streamed before the end
     assert Image.open(grid).size[0] > 28 and status.startswith("done")
+
+
+def test_each_frame_streams_once_and_the_last_output_holds_every_frame(served, monkeypatch):
+    """While a run goes on, each output carries only the frames recorded since the last one (as the page appends
+    them, static/tiny_sd.js); the last carries every frame, so the API's result is the whole run."""
+    monkeypatch.setattr(tiny_sd, "STREAM_EVERY_S", 0.0)  # an output after every step
+    scenes = [json.loads(out[0]) for out in tiny_sd.sample_run(tiny_sd.RunRequest.checked(*run_args()))]
+    *streamed, last = scenes
+    assert [s["stage"] for s in scenes] == ["text"] + ["unet"] * 6 + ["decoder", "done"]
+    assert last["start"] == 0 and last["frames"] == len(last["t"]) == 6
+    held = {"t": [], "x0_hat": b""}
+    for s in streamed:
+        assert s["start"] == len(held["t"]) and s["run"] == last["run"]  # follows the frames held
+        held["t"] += s["t"]
+        held["x0_hat"] += base64.b64decode(s["x0_hat"])
+    assert held["t"] == last["t"] and held["x0_hat"] == base64.b64decode(last["x0_hat"])
+    assert max(len(s["t"]) for s in streamed) == 1  # one new frame an output: none sent twice
 
 
 def test_run_settings_can_be_passed_to_the_api_by_name(client):

@@ -91,22 +91,24 @@ class RunFrames:
             "share": [round(float(v), 4) for v in self.share[k][i]],
         }
 
-    def scene(self, stage: str, total_steps: int, n: int) -> dict:
-        """Everything the page needs to draw any recorded frame (uint8 arrays as base64)."""
+    def scene(self, stage: str, total_steps: int, n: int, start: int = 0) -> dict:
+        """What the page needs to draw the recorded frames start, start + 1, … (uint8 arrays as base64); with
+        start = 0, every frame. ``frames`` is the count recorded so far, so a page holding ``start`` frames
+        appends these and holds them all."""
 
         def b64(arrays: list[np.ndarray]) -> str:
-            return base64.b64encode(np.stack(arrays).tobytes()).decode("ascii") if arrays else ""
+            return base64.b64encode(np.stack(arrays[start:]).tobytes()).decode("ascii") if arrays[start:] else ""
 
         return {
-            "stage": stage, "frames": len(self.t), "total_steps": total_steps, "n": n,
+            "run": id(self), "stage": stage, "start": start, "frames": len(self.t), "total_steps": total_steps, "n": n,
             "tokens": self.tokens, "unknown": self.unknown,
-            "t": self.t, "alpha_bar": [f"{a:.4g}" for a in self.alpha_bar],
-            "log_snr": [f"{v:+.2f}" for v in self.log_snr],
+            "t": self.t[start:], "alpha_bar": [f"{a:.4g}" for a in self.alpha_bar[start:]],
+            "log_snr": [f"{v:+.2f}" for v in self.log_snr[start:]],
             "latent": b64(self.latent), "x0_hat": b64(self.x0_hat), "xt": b64(self.xt),
             "attention": b64(self.attention),
-            "share": [[[round(float(v), 3) for v in row] for row in s] for s in self.share],
+            "share": [[[round(float(v), 3) for v in row] for row in s] for s in self.share[start:]],
             # what the <pad> positions receive (SD attends to its padding too)
-            "padding_share": [[round(float(1.0 - row.sum()), 3) for row in s] for s in self.share],
+            "padding_share": [[round(float(1.0 - row.sum()), 3) for row in s] for s in self.share[start:]],
         }
 
 

@@ -131,16 +131,23 @@ def total_steps(settings: PromptSettings) -> int:
 
 
 def sample_run(req: RunRequest):
-    """Stream a run: pipeline stage, the frames so far (JSON for the page), the final grid, a status line."""
+    """Stream a run: pipeline stage and frames (JSON for the page), the final grid, a status line.
+
+    While it runs, each output carries the frames recorded since the last one (the page appends them: each
+    frame goes once, where sending every frame so far each time sent 3.8 MB for the default run); the last
+    carries every frame, so the API's result is the whole run."""
     started = time.perf_counter()
     last_sent = 0.0
+    sent = 0  # the page holds frames 0 … sent - 1
     total = total_steps(req.settings)
     for stage, frames, images in run_frames(req):
         now = time.perf_counter()
         if stage == "unet" and now - last_sent < STREAM_EVERY_S and len(frames.t) < len(fr.frame_indices(total)):
             continue
         last_sent = now
-        scene = json.dumps(frames.scene(stage, total, req.detailed), separators=(",", ":"))
+        start = sent if images is None else 0
+        scene = json.dumps(frames.scene(stage, total, req.detailed, start), separators=(",", ":"))
+        sent = len(frames.t)
         if images is None:
             yield scene, gr.update(), f"{stage}: step {len(frames.t)} of {len(fr.frame_indices(total))} recorded"
         else:

@@ -4,13 +4,25 @@ window.ddpmTinySd = {
   k: 0,
   sample: 0,
   decode(b64) { return window.ddpmB64.u8(b64); },
+  // A run's outputs (explorer/ui/tiny_sd.py, sample_run): while it runs, the frames recorded since the last output
+  // (start > 0: appended to those held); at the end, every frame (start = 0). A part that does not follow the
+  // frames held (one was skipped) only lights its stage: the run's last output brings every frame.
   load(sceneJson) {
     if (!sceneJson) return;
-    const s = JSON.parse(sceneJson);
+    let s = JSON.parse(sceneJson);
     s.latentBytes = this.decode(s.latent);
     s.x0Bytes = this.decode(s.x0_hat);
     s.xtBytes = this.decode(s.xt);
     s.attnBytes = this.decode(s.attention);
+    if (s.start > 0) {
+      const p = this.scene;
+      if (!p || p.run !== s.run || p.frames !== s.start) { this.light(s.stage); return; }
+      const join = (a, b) => { const c = new Uint8Array(a.length + b.length); c.set(a); c.set(b, a.length); return c; };
+      s = { ...s, start: 0, t: p.t.concat(s.t), alpha_bar: p.alpha_bar.concat(s.alpha_bar),
+            log_snr: p.log_snr.concat(s.log_snr), share: p.share.concat(s.share),
+            padding_share: p.padding_share.concat(s.padding_share), latentBytes: join(p.latentBytes, s.latentBytes),
+            x0Bytes: join(p.x0Bytes, s.x0Bytes), xtBytes: join(p.xtBytes, s.xtBytes), attnBytes: join(p.attnBytes, s.attnBytes) };
+    }
     const root = document.querySelector('#tiny-sd-view .tsd-view');
     if (!root) return;
     const follow = !this.scene || this.k >= this.scene.frames - 1;  // keep showing the newest step while it runs
