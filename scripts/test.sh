@@ -9,5 +9,6 @@ fi
 # Three workers on two cores: the browser tests wait on pages much of the time, and a third worker fills it.
 # A test file runs whole on one worker (tests/conftest.py groups them, so its module fixtures are built once; the
 # browser tests form one group, started first) except the hostile-input sweep, which is sharded. The 15 slowest
-# tests are listed so slowness stays visible. pytest exits 5 when it collects nothing, so an empty run fails too.
-python -m pytest -n 3 --dist loadgroup --durations=15 "$@"
+# tests are listed so slowness stays visible, and each rerun test is named (-rfER: failures, errors, reruns).
+# pytest exits 5 when it collects nothing, so an empty run fails too.
+python -m pytest -n 3 --dist loadgroup --durations=15 -rfER "$@"
