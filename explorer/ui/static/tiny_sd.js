@@ -20,8 +20,9 @@ window.ddpmTinySd = {
       const join = (a, b) => { const c = new Uint8Array(a.length + b.length); c.set(a); c.set(b, a.length); return c; };
       s = { ...s, start: 0, t: p.t.concat(s.t), alpha_bar: p.alpha_bar.concat(s.alpha_bar),
             log_snr: p.log_snr.concat(s.log_snr), share: p.share.concat(s.share),
-            padding_share: p.padding_share.concat(s.padding_share), latentBytes: join(p.latentBytes, s.latentBytes),
-            x0Bytes: join(p.x0Bytes, s.x0Bytes), xtBytes: join(p.xtBytes, s.xtBytes), attnBytes: join(p.attnBytes, s.attnBytes) };
+            padding_share: p.padding_share.concat(s.padding_share),
+            latentBytes: join(p.latentBytes, s.latentBytes), x0Bytes: join(p.x0Bytes, s.x0Bytes),
+            xtBytes: join(p.xtBytes, s.xtBytes), attnBytes: join(p.attnBytes, s.attnBytes) };
     }
     const root = document.querySelector('#tiny-sd-view .tsd-view');
     if (!root) return;
