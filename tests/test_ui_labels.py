@@ -7,6 +7,7 @@ from explorer.runs import RunSettings, initial_noise
 from explorer.schedules import make_schedule
 from explorer.ui.img2img import DEFAULT_IMG2IMG_DIGIT, drivers
 from explorer.ui.reverse import frame_rows
+from tiny_models import tiny_model
 
 S = make_schedule("linear", 20)
 
@@ -33,19 +34,22 @@ def test_img2img_defaults_to_no_class_and_says_the_input_alone_drives_it():
     assert "class 7" in drivers(RunSettings(S, steps=5, digit="7", guidance=3.0))
 
 
+def sampled_outputs(run: RunSettings) -> list:
+    """Every output the Reverse tab's run streams, on the tiny random UNet."""
+    from explorer.model import ModelProvider
+    from explorer.ui.reverse import sample_frames
+
+    model = tiny_model()
+    return list(sample_frames(ModelProvider(lambda: (model, {"parameters": 1, "weights": "random"})), run))
+
+
 def test_sampling_plots_the_runs_own_schedule_right_after_the_first_frame_so_markers_follow_the_steps():
     """The first streamed frame goes alone (one Plotly render less before it is painted); the next output carries
     the run's own curves, so the markers that follow the steps sit on them."""
     import gradio as gr
     import plotly.graph_objects as go
 
-    from explorer.model import ModelProvider, UNet, UNetConfig
-    from explorer.ui.reverse import sample_frames
-
-    torch.manual_seed(0)
-    model = UNet(UNetConfig(patch=2, channels=(16, 32), blocks=(1, 1))).eval()
-    provider = ModelProvider(lambda: (model, {"parameters": 1, "weights": "random"}))
-    outputs = list(sample_frames(provider, RunSettings(S, sampler="ddpm", n=1, digit="none")))
+    outputs = sampled_outputs(RunSettings(S, sampler="ddpm", n=1, digit="none"))
     assert len(outputs) >= 2
     assert all(isinstance(f, type(gr.skip())) for f in outputs[0][4:6])  # the first frame: no plots
     coef_fig = outputs[1][4]
@@ -59,12 +63,6 @@ def test_sampling_plots_the_runs_own_schedule_right_after_the_first_frame_so_mar
 def test_a_run_with_no_second_chunk_plots_its_schedule_with_its_last():
     import plotly.graph_objects as go
 
-    from explorer.model import ModelProvider, UNet, UNetConfig
-    from explorer.ui.reverse import sample_frames
-
-    torch.manual_seed(0)
-    model = UNet(UNetConfig(patch=2, channels=(16, 32), blocks=(1, 1))).eval()
-    provider = ModelProvider(lambda: (model, {"parameters": 1, "weights": "random"}))
-    outputs = list(sample_frames(provider, RunSettings(S, sampler="ddim", steps=1, n=1, digit="none")))
+    outputs = sampled_outputs(RunSettings(S, sampler="ddim", steps=1, n=1, digit="none"))
     assert [isinstance(out[4], go.Figure) for out in outputs][-1]
     assert sum(isinstance(out[4], go.Figure) for out in outputs) == 1

@@ -205,7 +205,7 @@ def sample_frames(provider: ModelProvider, run: RunSettings, stop: threading.Eve
         return
     # the first frame goes alone; the plots come once, with the second (Plotly's re-render of both took
     # 50–100 ms of the page's main thread before the first frame could be painted, and as much again at the end)
-    plotted = False
+    previews = 0
     sent = 0  # the page holds frames 0 … sent - 1
     for traj in stream_latest(recorder(provider, run), stop=stop):
         if traj.finished or (stop is not None and stop.is_set()):
@@ -213,10 +213,10 @@ def sample_frames(provider: ModelProvider, run: RunSettings, stop: threading.Eve
         k = traj.count - 1  # the worker may add steps meanwhile; frames up to k are complete
         caption = (f"Sampling… step {k + 1} of {traj.num_steps} ({time.perf_counter() - started:.1f} s) — "
                    f"{run.describe()}")
-        figures = (coef_fig, snr_fig) if sent > 0 and not plotted else (gr.skip(), gr.skip())
-        plotted = plotted or sent > 0
+        figures = (coef_fig, snr_fig) if previews == 1 else (gr.skip(), gr.skip())
         yield (traj, gr.update(maximum=max(k, 1)), frames_payload(traj, k, k + 1, preview=True, earlier=sent),
                caption, *figures)
+        previews += 1
         sent = k + 1
     traj.seconds = time.perf_counter() - started
     if traj.finished:
@@ -225,7 +225,7 @@ def sample_frames(provider: ModelProvider, run: RunSettings, stop: threading.Eve
         caption = f"{stopped_caption(traj)} ({run.describe()})"
     # the frames the previews did not carry (the page asks for every frame if one of them was lost: repair_btn)
     rest = frames_payload(traj, min(sent, traj.num_frames - 1))
-    figures = (gr.skip(), gr.skip()) if plotted else (coef_fig, snr_fig)
+    figures = (gr.skip(), gr.skip()) if previews >= 2 else (coef_fig, snr_fig)
     yield traj, _frame_slider(traj, traj.num_frames - 1), rest, caption, *figures
 
 
