@@ -21,7 +21,7 @@ from explorer.latent.pipeline import (
 )
 from explorer.latent.text_encoder import TinyClip
 from explorer.latent.tokenizer import BOS, CONTEXT_LENGTH, EOS, PAD_ID, UNK, UNK_ID, VOCAB, tokenize
-from explorer.latent.unet import LatentUNet, cross_attention_maps
+from explorer.latent.unet import Attention, LatentUNet, cross_attention_maps
 from explorer.model import CheckpointError
 from explorer.schedules import make_schedule
 
@@ -214,12 +214,22 @@ def test_unet_predicts_noise_of_the_latent_shape(model):
 def test_cross_attention_weights_over_tokens_sum_to_one_at_each_latent_position(model):
     attention = []
     model.unet(torch.randn(2, *LATENT_SHAPE), torch.zeros(2), encode_prompts(model, ["thick 7", "3"])[0], attention)
-    assert len(attention) == 5
+    assert len(attention) == 3  # one transformer at 7×7 down, one in the middle (4×4), one at 7×7 up
     for w in attention:  # (B, positions, tokens) per block
         torch.testing.assert_close(w.sum(-1), torch.ones(w.shape[:2]))
     maps = cross_attention_maps(attention)
     assert maps.shape == (2, CONTEXT_LENGTH, 7, 7)
     torch.testing.assert_close(maps.sum(1), torch.ones(2, 7, 7))
+
+
+def test_attention_fused_kernel_equals_the_written_out_softmax():
+    """Without a list for the weights, Attention runs scaled_dot_product_attention; it is softmax(Q Kᵀ / √d) V."""
+    torch.manual_seed(0)
+    x, context = torch.randn(3, 49, 32), torch.randn(3, 16, 64)
+    weights = []
+    for attn, ctx in ((Attention(32, 32, 4), None), (Attention(32, 64, 4), context)):  # self- and cross-attention
+        torch.testing.assert_close(attn(x, ctx), attn(x, ctx, weights), rtol=1e-5, atol=1e-6)
+    assert [w.shape for w in weights] == [(3, 49, 49), (3, 49, 16)]
 
 
 def test_unet_reads_the_prompt():

@@ -104,6 +104,15 @@ def test_each_frame_streams_once_and_the_last_output_holds_every_frame(served, m
     assert max(len(s["t"]) for s in streamed) == 1  # one new frame an output: none sent twice
 
 
+def test_the_first_step_goes_at_once_and_the_rest_at_most_every_stream_interval(served, monkeypatch):
+    """The page draws the first recorded step as soon as it exists; later steps wait for STREAM_EVERY_S (here
+    never reached), except the last recorded one."""
+    monkeypatch.setattr(tiny_sd, "STREAM_EVERY_S", 1e6)
+    scenes = [json.loads(out[0]) for out in tiny_sd.sample_run(tiny_sd.RunRequest.checked(*run_args()))]
+    assert [s["stage"] for s in scenes] == ["text", "unet", "unet", "decoder", "done"]
+    assert (scenes[1]["start"], scenes[1]["frames"]) == (0, 1) and (scenes[2]["start"], scenes[2]["frames"]) == (1, 6)
+
+
 def test_run_settings_can_be_passed_to_the_api_by_name(client):
     scene = json.loads(client.predict(**{**RUN, "steps": 2, "n": 1}, api_name="/tiny_sd_sample")[0])
     assert scene["frames"] == 2 and scene["n"] == 1

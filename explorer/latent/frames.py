@@ -43,6 +43,11 @@ def attention_to_uint8(maps: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     return (maps / peak * 255.0).round().to(torch.uint8).numpy(), maps.flatten(2).mean(2).numpy()
 
 
+def decode_step(model: TinySD, step: LatentStep, n: int) -> torch.Tensor:
+    """What the page shows of a step's first n samples in pixels: D(ẑ_0) then D(z_t), (2n, 1, 28, 28)."""
+    return decode(model, torch.cat([step.record.x0_hat[:n], step.record.x_t[:n]]))
+
+
 def frame_indices(num_steps: int) -> list[int]:
     """Which steps are recorded: all when ≤ MAX_FRAMES, else MAX_FRAMES evenly spaced (first and last kept)."""
     if num_steps <= MAX_FRAMES:
@@ -65,10 +70,11 @@ class RunFrames:
     attention: list[np.ndarray] = field(default_factory=list)  # (n, L_shown, 7, 7)
     share: list[np.ndarray] = field(default_factory=list)  # (n, L_shown)
 
-    def add(self, model: TinySD, step: LatentStep, n: int) -> None:
+    def add(self, model: TinySD, step: LatentStep, n: int, decoded: torch.Tensor | None = None) -> None:
+        """Record the first n samples of ``step``; ``decoded``: its :func:`decode_step`, if made already."""
         rec = step.record
-        z_t, z0_hat = rec.x_t[:n], rec.x0_hat[:n]  # (n, 4, 7, 7)
-        decoded = decode(model, torch.cat([z0_hat, z_t]))  # (2n, 1, 28, 28)
+        z_t = rec.x_t[:n]  # (n, 4, 7, 7)
+        decoded = decode_step(model, step, n) if decoded is None else decoded  # (2n, 1, 28, 28)
         self.t.append(rec.t)
         self.alpha_bar.append(rec.alpha_bar_t)
         self.log_snr.append(rec.log_snr)

@@ -50,7 +50,7 @@ class StageConfig:
 class TinySDTrainConfig:
     autoencoder: StageConfig = StageConfig(steps=2000, batch_size=64, lr=2e-3)
     clip: StageConfig = StageConfig(steps=800, batch_size=256, lr=2e-3)
-    unet: StageConfig = StageConfig(steps=3500, batch_size=64, lr=1e-3, warmup=200)
+    unet: StageConfig = StageConfig(steps=5000, batch_size=64, lr=1e-3, warmup=200)
     uniform_share: float = 0.3  # share of noise levels drawn uniformly in λ (as the digit model)
     seed: int = 0
     threads: int = 1
@@ -216,9 +216,9 @@ def main(argv=None) -> None:
     try:
         channels = tuple(int(c) for c in a.unet_channels.split(","))
     except ValueError:
-        p.error("--unet-channels takes two comma-separated integers, e.g. 48,96")
+        p.error("--unet-channels takes two comma-separated integers, e.g. 32,64")
     if len(channels) != 2 or any(c < 8 or c % 8 for c in channels):
-        p.error("--unet-channels takes two multiples of 8, e.g. 48,96")
+        p.error("--unet-channels takes two multiples of 8, e.g. 32,64")
     cfg = TinySDTrainConfig(
         autoencoder=StageConfig(a.ae_steps, d.autoencoder.batch_size, d.autoencoder.lr),
         clip=StageConfig(a.clip_steps, d.clip.batch_size, d.clip.lr),

@@ -7,7 +7,12 @@ through SD's spatial-transformer block after each residual block:
     CrossAttn: softmax(Q Kᵀ / √d) V with Q from the latent positions, K, V from the tokens,
 so every latent position spreads a total weight of one over the L tokens — the attention maps the tab
 shows ("which pixels does 'thick' touch").
-Levels: 7×7 and 4×4 (stride-2 down; up by nearest-neighbour resize back to 7×7).
+Levels: 7×7 and 4×4, one block of each kind where SD has several (stride-2 down; up by nearest-neighbour
+resize back to 7×7, with the 7×7 skip):
+    stem → [ResBlock, transformer] 7×7 → down → [ResBlock, transformer, ResBlock] 4×4 → up → [ResBlock,
+    transformer] 7×7 → head
+At 32/64 channels (390k parameters) a pass costs less than the pixel model's (the point of diffusing in latent
+space); the earlier layout, 48/96 channels with one more ResBlock and transformer a side, cost 1.5× as much.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from .autoencoder import LATENT_SHAPE
 @dataclass(frozen=True)
 class LatentUNetConfig:
     in_channels: int = LATENT_SHAPE[0]
-    channels: tuple[int, ...] = (48, 96)  # width at 7×7 and 4×4
+    channels: tuple[int, ...] = (32, 64)  # width at 7×7 and 4×4
     context_dim: int = 64  # the text encoder's width
     heads: int = 4
     emb_dim: int = 128  # noise-level embedding width
@@ -60,11 +65,13 @@ class Attention(nn.Module):
         q = self.to_q(x).view(b, n, h, d // h).transpose(1, 2)  # (B, h, N, d/h)
         k = self.to_k(context).view(b, -1, h, d // h).transpose(1, 2)  # (B, h, L, d/h)
         v = self.to_v(context).view(b, -1, h, d // h).transpose(1, 2)
-        weights = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(d // h), dim=-1)  # (B, h, N, L)
-        if weights_out is not None:
+        if weights_out is None:  # the same formula in one fused kernel (no (B, h, N, L) weights kept)
+            out = F.scaled_dot_product_attention(q, k, v)  # (B, h, N, d/h)
+        else:
+            weights = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(d // h), dim=-1)  # (B, h, N, L)
             weights_out.append(weights.mean(1).detach())  # (B, N, L)
-        out = (weights @ v).transpose(1, 2).reshape(b, n, d)  # (B, N, d)
-        return self.to_out(out)
+            out = weights @ v
+        return self.to_out(out.transpose(1, 2).reshape(b, n, d))  # (B, N, d)
 
 
 class GEGLU(nn.Module):
@@ -81,27 +88,27 @@ class GEGLU(nn.Module):
 
 
 class SpatialTransformer(nn.Module):
-    """SD's block: GroupNorm → 1×1 in → [self-attn, cross-attn, feed-forward] → 1×1 out, residual."""
+    """SD's block: GroupNorm → linear in → [self-attn, cross-attn, feed-forward] → linear out, residual."""
 
     def __init__(self, c: int, context_dim: int, heads: int, groups: int):
         super().__init__()
         self.norm = nn.GroupNorm(groups, c)
-        self.proj_in = nn.Conv2d(c, c, 1)
+        self.proj_in = nn.Linear(c, c)  # on (B, HW, C): SD 2's linear projection, a 1×1 convolution's matrix
         self.norm1, self.norm2, self.norm3 = nn.LayerNorm(c), nn.LayerNorm(c), nn.LayerNorm(c)
         self.attn1 = Attention(c, c, heads)
         self.attn2 = Attention(c, context_dim, heads)
         self.ff = GEGLU(c)
-        self.proj_out = nn.Conv2d(c, c, 1)
+        self.proj_out = nn.Linear(c, c)
         nn.init.zeros_(self.proj_out.weight)  # starts as the identity, as SD's zero_module
         nn.init.zeros_(self.proj_out.bias)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor, attention: list | None = None) -> torch.Tensor:
         b, c, hh, ww = x.shape
-        h = self.proj_in(self.norm(x)).flatten(2).transpose(1, 2)  # (B, HW, C)
+        h = self.proj_in(self.norm(x).flatten(2).transpose(1, 2))  # (B, HW, C)
         h = h + self.attn1(self.norm1(h))
         h = h + self.attn2(self.norm2(h), context, attention)
         h = h + self.ff(self.norm3(h))
-        return x + self.proj_out(h.transpose(1, 2).reshape(b, c, hh, ww))
+        return x + self.proj_out(h).transpose(1, 2).reshape(b, c, hh, ww)
 
 
 class LatentUNet(nn.Module):
@@ -118,10 +125,8 @@ class LatentUNet(nn.Module):
         self.noise_mlp = nn.Sequential(nn.Linear(e, e), nn.SiLU(), nn.Linear(e, e))
         self.stem = nn.Conv2d(config.in_channels, c0, 3, padding=1)
         self.down0, self.attn_down0 = ResBlock(c0, c0, e, g), SpatialTransformer(c0, cd, nh, g)
-        self.downsample = nn.Conv2d(c0, c0, 3, stride=2, padding=1)  # 7×7 -> 4×4
-        self.down1, self.attn_down1 = ResBlock(c0, c1, e, g), SpatialTransformer(c1, cd, nh, g)
+        self.downsample = nn.Conv2d(c0, c1, 3, stride=2, padding=1)  # 7×7 -> 4×4
         self.mid1, self.attn_mid, self.mid2 = ResBlock(c1, c1, e, g), SpatialTransformer(c1, cd, nh, g), ResBlock(c1, c1, e, g)
-        self.up1, self.attn_up1 = ResBlock(2 * c1, c1, e, g), SpatialTransformer(c1, cd, nh, g)
         self.up0, self.attn_up0 = ResBlock(c1 + c0, c0, e, g), SpatialTransformer(c0, cd, nh, g)
         self.head = nn.Sequential(nn.GroupNorm(g, c0), nn.SiLU(), nn.Conv2d(c0, config.in_channels, 3, padding=1))
         nn.init.zeros_(self.head[-1].weight)
@@ -131,9 +136,7 @@ class LatentUNet(nn.Module):
                 attention: list | None = None) -> torch.Tensor:
         emb = F.silu(self.noise_mlp(noise_level_embedding(log_snr, self.config.emb_dim)))  # (B, E)
         h0 = self.attn_down0(self.down0(self.stem(z), emb), context, attention)  # (B, C0, 7, 7)
-        h1 = self.attn_down1(self.down1(self.downsample(h0), emb), context, attention)  # (B, C1, 4, 4)
-        h = self.mid2(self.attn_mid(self.mid1(h1, emb), context, attention), emb)  # (B, C1, 4, 4)
-        h = self.attn_up1(self.up1(torch.cat([h, h1], 1), emb), context, attention)  # (B, C1, 4, 4)
+        h = self.mid2(self.attn_mid(self.mid1(self.downsample(h0), emb), context, attention), emb)  # (B, C1, 4, 4)
         h = F.interpolate(h, size=h0.shape[-2:], mode="nearest")  # (B, C1, 7, 7)
         h = self.attn_up0(self.up0(torch.cat([h, h0], 1), emb), context, attention)  # (B, C0, 7, 7)
         return self.head(h)  # (B, 4, 7, 7)

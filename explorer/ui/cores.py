@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import weakref
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import gradio as gr
 import torch
@@ -44,6 +44,19 @@ def side_by_side(f, g):
         return f(), g()
     second = _SECOND_CORE.submit(_as_this_thread(g))
     return f(), second.result()
+
+
+def beside(fn) -> Future:
+    """fn() on the second core while this thread goes on, if this run's event is the only one (as side_by_side;
+    queued before the next step's second pass there), else fn() now. A Future of its result either way."""
+    if events_in_process() <= 1:
+        return _SECOND_CORE.submit(_as_this_thread(fn))
+    done = Future()
+    try:
+        done.set_result(fn())
+    except Exception as e:  # noqa: BLE001 - handed to whoever reads the result, as the executor would
+        done.set_exception(e)
+    return done
 
 
 def _as_this_thread(g):
