@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..data import tensor_to_uint8
+from ..data import to_uint8
 from .pipeline import LatentStep, TinySD, decode
 
 LATENT_RANGE = 3.0  # scaled latents have unit variance: ±3 covers nearly all of them
@@ -33,8 +33,8 @@ def latent_to_uint8(z: torch.Tensor) -> np.ndarray:
 
 
 def images_to_uint8(x: torch.Tensor) -> np.ndarray:
-    """(B, 1, 28, 28) in [-1, 1] → (B, 28, 28) uint8 (explorer.data.tensor_to_uint8 per image)."""
-    return np.stack([tensor_to_uint8(xi) for xi in x])
+    """(B, 1, 28, 28) in [-1, 1] → (B, 28, 28) uint8 (the app's one pixel mapping, explorer.data.to_uint8)."""
+    return to_uint8(x[:, 0])
 
 
 def attention_to_uint8(maps: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
