@@ -50,7 +50,7 @@ class StageConfig:
 class TinySDTrainConfig:
     autoencoder: StageConfig = StageConfig(steps=2000, batch_size=64, lr=2e-3)
     clip: StageConfig = StageConfig(steps=800, batch_size=256, lr=2e-3)
-    unet: StageConfig = StageConfig(steps=5000, batch_size=64, lr=1e-3, warmup=200)
+    unet: StageConfig = StageConfig(steps=10000, batch_size=64, lr=1e-3, warmup=200)
     uniform_share: float = 0.3  # share of noise levels drawn uniformly in λ (as the digit model)
     seed: int = 0
     threads: int = 1
