@@ -287,6 +287,8 @@ def load_pretrained(path: Path | str = DEFAULT_CHECKPOINT, verify: bool = True,
     except (SafetensorError, KeyError, TypeError, RuntimeError, OSError) as exc:
         raise CheckpointError(f"Cannot load weights from {path.name}: {exc}") from exc
     model.to(device).eval().requires_grad_(False)
+    if torch.device(device).type == "cpu":  # channels-last convolutions: guided DDIM-50 × 16 side by side on the
+        model.to(memory_format=torch.channels_last)  # 2-core Xeon 1.18 -> 1.07 s (medians of 8, alternating)
     return model, card
 
 
