@@ -83,8 +83,8 @@ def test_scrubbing_draws_the_frame_the_server_returns(page, served):
 
 
 def test_the_streamed_parts_add_up_to_the_whole_run_in_the_page(page, monkeypatch):
-    """Each output while the run goes on carries only the new frames; the page appends them, so after every part
-    it holds each recorded frame, and what it held before the last output (every frame) equals that output."""
+    """Each output carries only the new frames; the page appends them, so after every part it holds each recorded
+    frame, and at the end every frame of the run, equal to the server's whole run (tiny_sd_frames)."""
     monkeypatch.setattr(tiny_sd, "STREAM_EVERY_S", 0.0)  # an output after every step (read at each run)
     parts = page.evaluate("""async () => {
       const t = window.ddpmTinySd, parts = [], load = t.load.bind(t);
@@ -105,11 +105,40 @@ def test_the_streamed_parts_add_up_to_the_whole_run_in_the_page(page, monkeypatc
       return parts;
     }""")
     run = [p for p in parts if p["stage"] != "text"]
-    assert run[-1]["stage"] == "done" and run[-1]["start"] == 0 and run[-1]["held"] == 8
-    assert any(p["start"] > 0 for p in run)  # parts with only the new frames were appended
+    assert run[-1]["stage"] == "done" and run[-1]["held"] == 8
+    assert all(p["start"] > 0 for p in run[1:])  # after the first, parts with only the new frames were appended
     for p in run:
         assert p["held"] == p["frames"] and p["bytes"] == p["frames"] * 3 * 28 * 28, p
-    assert run[-1]["before"] == run[-1]["sum"]  # the appended frames are the run's frames
+    whole = page.evaluate("""async () => {  // the server's whole run, as the page's repair path receives it
+      const t = window.ddpmTinySd, held = t.scene;
+      document.querySelector('#tiny-sd-repair').click();
+      const start = performance.now();
+      while (t.scene === held && performance.now() - start < 30000) await new Promise((r) => setTimeout(r, 20));
+      return t.scene === held ? null : {frames: t.scene.frames, sum: t.scene.x0Bytes.reduce((x, y) => (x * 31 + y) % 1000000007, 0)};
+    }""")
+    assert whole == {"frames": 8, "sum": run[-1]["sum"]}
+
+
+def test_a_lost_part_is_repaired_by_the_whole_run(page, monkeypatch):
+    """A run whose parts do not all reach the page (two are dropped here, as a coalesced change event would):
+    its last part does not follow the frames held, so the page asks for every frame and then holds the whole run."""
+    monkeypatch.setattr(tiny_sd, "STREAM_EVERY_S", 0.0)  # an output after every step
+    got = page.evaluate("""async () => {
+      const t = window.ddpmTinySd, load = t.load.bind(t), old = t.scene;
+      let unet = 0, dropped = 0;
+      t.load = (json) => {
+        const part = JSON.parse(json);
+        if (part.stage === 'unet' && ++unet >= 2 && unet <= 3) { dropped++; return; }  // lost on the way
+        load(json);
+      };
+      document.querySelector('#tiny-sd-run').click();
+      const start = performance.now();
+      while (!(t.scene !== old && t.scene.stage === 'done') && performance.now() - start < 60000)
+        await new Promise((r) => setTimeout(r, 20));
+      t.load = load;
+      return {dropped, frames: t.scene.frames, held: t.scene.t.length, bytes: t.scene.x0Bytes.length};
+    }""")
+    assert got == {"dropped": 2, "frames": 8, "held": 8, "bytes": 8 * 3 * 28 * 28}
 
 
 def test_scrubbing_changes_the_picture(page):

@@ -45,7 +45,7 @@ def test_every_event_has_an_api_name(served):
     names = [fn.api_name for fn in served[0].fns.values()]
     assert all(names), names
     for name in ("tiny_sd_tokens", "tiny_sd_sample", "tiny_sd_frame", "tiny_sd_compare", "tiny_sd_round_trip",
-                 "tiny_sd_cost", "tiny_sd_stop"):
+                 "tiny_sd_cost", "tiny_sd_stop", "tiny_sd_frames"):
         assert name in names
 
 
@@ -87,28 +87,34 @@ def test_a_run_streams_frames_and_ends_with_every_step_recorded_and_the_samples(
     assert Image.open(grid).size[0] > 28 and status.startswith("done")
 
 
-def test_each_frame_streams_once_and_the_last_output_holds_every_frame(served, monkeypatch):
-    """While a run goes on, each output carries only the frames recorded since the last one (as the page appends
-    them, static/tiny_sd.js); the last carries every frame, so the API's result is the whole run."""
+def test_each_frame_streams_once_and_the_parts_add_up_to_the_whole_run(served, monkeypatch):
+    """Each output carries only the frames recorded since the last one (as the page appends them,
+    static/tiny_sd.js), the last one included; together they are the whole run, which tiny_sd_frames sends."""
     monkeypatch.setattr(tiny_sd, "STREAM_EVERY_S", 0.0)  # an output after every step
-    scenes = [json.loads(out[0]) for out in tiny_sd.sample_run(tiny_sd.RunRequest.checked(*run_args()))]
-    *streamed, last = scenes
+    outputs = list(tiny_sd.sample_run(tiny_sd.RunRequest.checked(*run_args())))
+    scenes = [json.loads(out[1]) for out in outputs]
     assert [s["stage"] for s in scenes] == ["text"] + ["unet"] * 6 + ["decoder", "done"]
-    assert last["start"] == 0 and last["frames"] == len(last["t"]) == 6
+    whole = json.loads(tiny_sd.whole_run(outputs[-1][0]))
+    assert whole["start"] == 0 and whole["stage"] == "done" and whole["frames"] == len(whole["t"]) == 6
     held = {"t": [], "x0_hat": b""}
-    for s in streamed:
-        assert s["start"] == len(held["t"]) and s["run"] == last["run"]  # follows the frames held
+    for s in scenes:
+        assert s["start"] == len(held["t"]) and s["run"] == whole["run"]  # follows the frames held
         held["t"] += s["t"]
         held["x0_hat"] += base64.b64decode(s["x0_hat"])
-    assert held["t"] == last["t"] and held["x0_hat"] == base64.b64decode(last["x0_hat"])
-    assert max(len(s["t"]) for s in streamed) == 1  # one new frame an output: none sent twice
+    assert held["t"] == whole["t"] and held["x0_hat"] == base64.b64decode(whole["x0_hat"])
+    assert max(len(s["t"]) for s in scenes) == 1  # one new frame an output: none sent twice
+
+
+def test_the_whole_run_needs_a_run_first():
+    with pytest.raises(ValueError, match="press Generate"):
+        tiny_sd.whole_run(None)
 
 
 def test_the_first_step_goes_at_once_and_the_rest_at_most_every_stream_interval(served, monkeypatch):
     """The page draws the first recorded step as soon as it exists; later steps wait for STREAM_EVERY_S (here
     never reached), except the last recorded one."""
     monkeypatch.setattr(tiny_sd, "STREAM_EVERY_S", 1e6)
-    scenes = [json.loads(out[0]) for out in tiny_sd.sample_run(tiny_sd.RunRequest.checked(*run_args()))]
+    scenes = [json.loads(out[1]) for out in tiny_sd.sample_run(tiny_sd.RunRequest.checked(*run_args()))]
     assert [s["stage"] for s in scenes] == ["text", "unet", "unet", "decoder", "done"]
     assert (scenes[1]["start"], scenes[1]["frames"]) == (0, 1) and (scenes[2]["start"], scenes[2]["frames"]) == (1, 6)
 
@@ -131,7 +137,9 @@ def test_frame_api_equals_the_recorded_run(client, served):
 
 
 def test_scene_bytes_match_the_frame_api(client):
-    scene = json.loads(client.predict(*run_args(), api_name="/tiny_sd_sample")[0])
+    client.predict(*run_args(), api_name="/tiny_sd_sample")
+    scene = json.loads(client.predict(api_name="/tiny_sd_frames"))  # the whole run of this client's session
+    assert scene["stage"] == "done" and scene["start"] == 0
     frame = client.predict(*run_args(), 4, 2, api_name="/tiny_sd_frame")
     x0 = np.frombuffer(__import__("base64").b64decode(scene["x0_hat"]), np.uint8).reshape(6, 3, 28, 28)
     assert np.array_equal(x0[4, 2], np.array(frame["x0_hat"], np.uint8))

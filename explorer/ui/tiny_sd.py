@@ -141,12 +141,27 @@ def total_steps(settings: PromptSettings) -> int:
     return settings.steps if settings.sampler == "ddim" else 1000  # DDPM visits every t of the T = 1000 schedule
 
 
-def sample_run(req: RunRequest):
-    """Stream a run: pipeline stage and frames (JSON for the page), the final grid, a status line.
+@dataclass
+class TabRun:
+    """The session's last run as recorded so far (a gr.State: what ``tiny_sd_frames`` sends again)."""
 
-    While it runs, each output carries the frames recorded since the last one (the page appends them: each
-    frame goes once, where sending every frame so far each time sent 3.8 MB for the default run); the last
-    carries every frame, so the API's result is the whole run."""
+    frames: fr.RunFrames
+    stage: str
+    total: int
+    n: int
+
+    def scene(self, start: int = 0) -> str:
+        return json.dumps(self.frames.scene(self.stage, self.total, self.n, start), separators=(",", ":"))
+
+
+def sample_run(req: RunRequest):
+    """Stream a run: the run so far (state), pipeline stage and frames (JSON for the page), the final grid, a
+    status line.
+
+    Each output carries only the frames recorded since the last one (the page appends them: each frame goes
+    once; sending every frame so far each time sent 3.8 MB for the default run, and a last output with every
+    frame cost the page 0.15 s). The whole run is ``tiny_sd_frames`` (:func:`whole_run`), which the page also
+    asks for if a part went missing on the way."""
     started = time.perf_counter()
     last_sent = 0.0
     sent = 0  # the page holds frames 0 … sent - 1
@@ -157,14 +172,20 @@ def sample_run(req: RunRequest):
                 and len(frames.t) < len(fr.frame_indices(total))):
             continue  # the first recorded step goes at once (the page draws it), the rest every STREAM_EVERY_S
         last_sent = now
-        start = sent if images is None else 0
-        scene = json.dumps(frames.scene(stage, total, req.detailed, start), separators=(",", ":"))
-        sent = len(frames.t)
+        run = TabRun(frames, stage, total, req.detailed)
+        scene, sent = run.scene(sent), len(frames.t)
         if images is None:
-            yield scene, gr.update(), f"{stage}: step {len(frames.t)} of {len(fr.frame_indices(total))} recorded"
+            yield run, scene, gr.update(), f"{stage}: step {sent} of {len(fr.frame_indices(total))} recorded"
         else:
             grid = image_file(render.grid_image(images), "tiny_sd")
-            yield scene, grid, f"done in {time.perf_counter() - started:.2f} s ({req.settings.n} samples)"
+            yield run, scene, grid, f"done in {time.perf_counter() - started:.2f} s ({req.settings.n} samples)"
+
+
+def whole_run(run: TabRun | None) -> str:
+    """Every frame of the session's last run so far, as one scene (start = 0)."""
+    if run is None:
+        raise ValueError("No run yet: press Generate first.")
+    return run.scene()
 
 
 def frame_api(req: RunRequest, k, sample) -> dict:
@@ -314,9 +335,14 @@ def build_run(controls: PromptControls) -> None:
     scene = gr.Textbox(visible=False, elem_id="tiny-sd-scene")  # the run's frames (JSON), drawn by tiny_sd.js
     scene.change(None, inputs=scene, js="(s) => window.ddpmTinySd.load(s)", show_progress="hidden",
                  api_name="tiny_sd_draw")
+    state = gr.State(None)  # the session's last run (TabRun)
     fn, inputs = bind(sample_run, controls)
-    run = run_btn.click(fn, inputs=inputs, outputs=[scene, samples, status], api_name="tiny_sd_sample",
+    run = run_btn.click(fn, inputs=inputs, outputs=[state, scene, samples, status], api_name="tiny_sd_sample",
                         concurrency_limit=2, show_progress="minimal")
+    # every frame of the last run: for the API, and pressed by the page when a run's last part finds one missing
+    whole = gr.Button("Send every frame", visible="hidden", elem_id="tiny-sd-repair")
+    whole.click(user_errors(whole_run), inputs=state, outputs=scene, api_name="tiny_sd_frames",
+                show_progress="hidden")
     stop_btn.click(None, cancels=[run], api_name="tiny_sd_stop")
 
 

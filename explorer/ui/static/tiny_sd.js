@@ -4,9 +4,10 @@ window.ddpmTinySd = {
   k: 0,
   sample: 0,
   decode(b64) { return window.ddpmB64.u8(b64); },
-  // A run's outputs (explorer/ui/tiny_sd.py, sample_run): while it runs, the frames recorded since the last output
-  // (start > 0: appended to those held); at the end, every frame (start = 0). A part that does not follow the
-  // frames held (one was skipped) only lights its stage: the run's last output brings every frame.
+  // A run's outputs (explorer/ui/tiny_sd.py, sample_run) carry the frames recorded since the last output
+  // (start > 0: appended to those held; start = 0: a new run). A part that does not follow the frames held (one
+  // went missing) only lights its stage, and the run's last part then asks the server for every frame (a hidden
+  // button, tiny_sd_frames), which comes back as one scene with start = 0.
   load(sceneJson) {
     if (!sceneJson) return;
     let s = JSON.parse(sceneJson);
@@ -16,7 +17,11 @@ window.ddpmTinySd = {
     s.attnBytes = this.decode(s.attention);
     if (s.start > 0) {
       const p = this.scene;
-      if (!p || p.run !== s.run || p.frames !== s.start) { this.light(s.stage); return; }
+      if (!p || p.run !== s.run || p.frames !== s.start) {
+        this.light(s.stage);
+        if (s.stage === 'done') document.getElementById('tiny-sd-repair')?.click();
+        return;
+      }
       const join = (a, b) => { const c = new Uint8Array(a.length + b.length); c.set(a); c.set(b, a.length); return c; };
       s = { ...s, start: 0, t: p.t.concat(s.t), alpha_bar: p.alpha_bar.concat(s.alpha_bar),
             log_snr: p.log_snr.concat(s.log_snr), share: p.share.concat(s.share),
