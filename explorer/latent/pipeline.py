@@ -172,7 +172,7 @@ def sample_steps(model: TinySD, settings: PromptSettings, record_attention: bool
 def decode(model: TinySD, z: torch.Tensor) -> torch.Tensor:
     """Images x = D(z / scaling_factor) in [-1, 1], (B, 1, 28, 28), from scaled latents z (B, 4, 7, 7).
 
-    The latents go in channels-last: the decoder's convolutions run 1.6× faster so on this CPU (a run decodes
+    The latents go in channels-last: the decoder's convolutions run 1.6× faster on this CPU (a run decodes
     two images per detailed sample at every step); the values agree with the contiguous layout to ~1e-6."""
     return model.autoencoder.decode((z / model.scaling_factor).contiguous(memory_format=torch.channels_last))
 
