@@ -225,13 +225,15 @@ def test_a_lost_chunk_is_repaired_by_asking_for_every_frame(page):
     """The run's last chunk carries only the frames its previews did not. If a preview was lost on the way, the
     page holds too few frames for it, presses the hidden repair button, and gets every frame of the session's run
     from the server: the same frames it would have held."""
-    choose_sampler(page, "ddim", 20)
+    # 100 steps, so that previews reach the page before the run ends even when the test workers starve the
+    # server's streaming thread (a 20-step run once ended before its first preview: its last chunk was all of it)
+    choose_sampler(page, "ddim", 100)
     page.locator("#reverse-sample").click()
-    expect(page.locator(CAPTION)).to_contain_text("Done: 20 steps", timeout=120_000)
-    wait_held(page, 21)
+    expect(page.locator(CAPTION)).to_contain_text("Done: 100 steps", timeout=120_000)
+    wait_held(page, 101)
     result = page.evaluate("""async () => {
       const rev = window.ddpmReverse, root = () => document.querySelector('#reverse-viewer .ddpm-rev-viewer');
-      const snapshot = () => [0, 7, 20].map((k) => Array.from(rev.run.frames.x0_hat[k]).join());
+      const snapshot = () => [0, 37, 100].map((k) => Array.from(rev.run.frames.x0_hat[k]).join());
       const before = snapshot();
       const last = document.querySelector('#reverse-frames textarea').value;  // the run's last chunk
       let presses = 0;
@@ -241,11 +243,11 @@ def test_a_lost_chunk_is_repaired_by_asking_for_every_frame(page):
       root().dataset.frames = '';
       await rev.append(last);
       const startOfLast = JSON.parse(last).start, heldAfterLast = rev.count();
-      for (let i = 0; i < 2000 && root().dataset.frames !== '21'; i++) await new Promise((r) => setTimeout(r, 5));
+      for (let i = 0; i < 2000 && root().dataset.frames !== '101'; i++) await new Promise((r) => setTimeout(r, 5));
       return {startOfLast, heldAfterLast, presses, held: rev.count(), same: JSON.stringify(snapshot()) === JSON.stringify(before)};
     }""")
     assert result["startOfLast"] > 0 and result["heldAfterLast"] == 0  # the last chunk alone could not be kept
-    assert result == {**result, "presses": 1, "held": 21, "same": True}
+    assert result == {**result, "presses": 1, "held": 101, "same": True}
 
 
 def test_stop_pressed_while_the_run_waits_behind_another_persons_run_stops_it(page):
