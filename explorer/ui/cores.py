@@ -39,16 +39,15 @@ def events_in_process() -> int:
 
 
 def side_by_side(f, g):
-    """(f(), g()): g on the second core while f runs here if this run's event is the only one, else after f."""
-    if events_in_process() > 1:
-        return f(), g()
-    second = _SECOND_CORE.submit(_as_this_thread(g))
+    """(f(), g()): g on the second core while f runs here if this run's event is the only one, else here too."""
+    second = beside(g)
     return f(), second.result()
 
 
 def beside(fn) -> Future:
-    """fn() on the second core while this thread goes on, if this run's event is the only one (as side_by_side;
-    queued before the next step's second pass there), else fn() now. A Future of its result either way."""
+    """fn() on the second core while this thread goes on, if this run's event is the only one (queued there
+    before whatever is handed to it next, e.g. the next step's second pass), else fn() now. A Future of its
+    result either way."""
     if events_in_process() <= 1:
         return _SECOND_CORE.submit(_as_this_thread(fn))
     done = Future()

@@ -166,16 +166,16 @@ def sample_run(req: RunRequest):
     last_sent = 0.0
     sent = 0  # the page holds frames 0 … sent - 1
     total = total_steps(req.settings)
+    recorded = len(fr.frame_indices(total))  # frames the run records in all
     for stage, frames, images in run_frames(req):
         now = time.perf_counter()
-        if (stage == "unet" and sent and now - last_sent < STREAM_EVERY_S
-                and len(frames.t) < len(fr.frame_indices(total))):
+        if stage == "unet" and sent and now - last_sent < STREAM_EVERY_S and len(frames.t) < recorded:
             continue  # the first recorded step goes at once (the page draws it), the rest every STREAM_EVERY_S
         last_sent = now
         run = TabRun(frames, stage, total, req.detailed)
         scene, sent = run.scene(sent), len(frames.t)
         if images is None:
-            yield run, scene, gr.update(), f"{stage}: step {sent} of {len(fr.frame_indices(total))} recorded"
+            yield run, scene, gr.update(), f"{stage}: step {sent} of {recorded} recorded"
         else:
             grid = image_file(render.grid_image(images), "tiny_sd")
             yield run, scene, grid, f"done in {time.perf_counter() - started:.2f} s ({req.settings.n} samples)"
