@@ -221,6 +221,45 @@ def test_a_frame_chosen_while_the_last_chunk_unpacks_is_shown_when_it_arrives(pa
     assert shown == ["7", "9"]
 
 
+def test_the_first_frame_chosen_while_a_lost_chunk_is_repaired_stays_shown(page):
+    """The race behind a server check that computed frame 50 for a page showing frame 0 (CI, stop 21): the page held
+    only frame 0 when the run's last chunk came with frames missing; while the repair (every frame) was on its way,
+    the person chose frame 0. Frame 0 was the newest frame *held*, so the choice counted as following the run,
+    and the repair moved view and slider to the run's last frame. The newest frame the server has recorded
+    decides, so the choice stays."""
+    model = UNet(UNetConfig(patch=2, channels=(16, 32), blocks=(1, 1))).eval()
+    run = runs.RunSettings(make_schedule("linear", 1000), "ddim", 8, 0.0, "trailing", n=2, guidance=1.0)
+    x, g = runs.initial_noise(0, 2)
+    for traj in tr.record_run(model_eps_fn(model, run.schedule, torch.arange(2), 1.0), run, x, g):
+        if not traj.finished and traj.count == 1:
+            first = frames_payload(traj, 0, 1, preview=True, earlier=0)  # frame 0 alone, as a run's first chunk
+    last = frames_payload(traj, 5)  # the run's last chunk: frames 1-4 went in previews the page never got
+    whole = frames_payload(traj)  # what the repair button brings
+
+    def own_run(text):
+        payload = json.loads(text)
+        payload["run"] = "repair-choice-test"
+        return json.dumps(payload)
+
+    shown = page.evaluate("""async ([first, last, whole]) => {
+      const rev = window.ddpmReverse, root = () => document.querySelector('#reverse-viewer .ddpm-rev-viewer');
+      const range = document.querySelector('#reverse-frame input[type=range]');
+      const repair = document.getElementById('reverse-repair');
+      let presses = 0;
+      const hold = (e) => { presses += 1; e.stopImmediatePropagation(); };  // the repair is still on its way
+      repair.addEventListener('click', hold, true);
+      try {
+        await rev.append(first);
+        await rev.append(last);
+      } finally { repair.removeEventListener('click', hold, true); }
+      const held = rev.count();
+      rev.show(0);  // the person types 0 in the frame box
+      await rev.append(whole);
+      return [presses, held, root().dataset.frame, range.value, root().dataset.frames];
+    }""", [own_run(first), own_run(last), own_run(whole)])
+    assert shown == [1, 1, "0", "0", "9"]
+
+
 def test_a_lost_chunk_is_repaired_by_asking_for_every_frame(page):
     """The run's last chunk carries only the frames its previews did not. If a preview was lost on the way, the
     page holds too few frames for it, presses the hidden repair button, and gets every frame of the session's run

@@ -43,6 +43,7 @@
       }
       const r = this.run;
       r.finished = c.finished;
+      r.known = Math.max(r.known || 0, c.end); // the frames the server has recorded (more than held if one went missing)
       if (c.earlier) await this.keep(r, c.earlier);
       await this.keep(r, c);
       // Frames are still being recorded (set once this chunk's frames are kept: a frame chosen while the last
@@ -184,8 +185,10 @@
       ctx.putImageData(canvas.ddpmImage, 0, 0);
     },
 
-    // The person chose frame k (slider, its number box, keys): draw it. Moving on to the newest frame follows the
-    // run again; any other choice (the frame shown included) stays where it is as frames arrive.
+    // The person chose frame k (slider, its number box, keys): draw it. Moving on to the newest frame the server
+    // has recorded follows the run again; any other choice (the frame shown included) stays where it is as frames
+    // arrive. (The newest frame held is not enough: while a lost chunk is repaired, the page may hold only frame 0,
+    // and choosing it then is a choice, not following.)
     show(kRaw) {
       const n = this.count();
       if (this.moving) return;
@@ -196,7 +199,7 @@
       }
       if (!n) return;
       const k = Math.min(n - 1, want);
-      if (this.wish === null) this.follow = k >= n - 1 && k > this.shown;
+      if (this.wish === null) this.follow = k >= Math.max(n, this.run.known) - 1 && k > this.shown;
       this.draw(k);
     },
 
