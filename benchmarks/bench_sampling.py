@@ -19,7 +19,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import machine_line, timed  # noqa: E402
+from benchmarks.common import machine_line, timed, timed_alternately  # noqa: E402
 from explorer.model import guided_eps, load_pretrained  # noqa: E402
 from explorer.samplers import model_eps_fn, sample  # noqa: E402
 from explorer.schedules import make_schedule  # noqa: E402
@@ -55,7 +55,7 @@ def main() -> None:
             ts = timed(lambda: run(w), a.repeats)
             print(f"DDIM-50 x16, w={w:g}: median {statistics.median(ts):.3f} s  (min {min(ts):.3f}, n={len(ts)})")
 
-        # loop overhead: the same 50 guided model calls, bare, vs the full loop
+        # loop overhead: the same 50 guided model calls, bare, vs the full loop (in turns: the host's speed drifts)
         x = torch.randn(16, 1, 28, 28)
         lam = torch.full((16,), 0.0)
 
@@ -64,8 +64,8 @@ def main() -> None:
                 for _ in range(50):
                     guided_eps(model, x, lam, labels, 3.0, pair)[0].float()
 
-        loop = timed(lambda: run(3.0), a.repeats)
-        calls = timed(bare, a.repeats)
+        both = timed_alternately({"loop": lambda: run(3.0), "calls": bare}, a.repeats)
+        loop, calls = both["loop"], both["calls"]
         overhead = statistics.median(loop) / statistics.median(calls) - 1
         print(f"loop overhead over bare model calls: {overhead * 100:+.1f}% "
               f"(loop {statistics.median(loop):.3f} s vs calls {statistics.median(calls):.3f} s)")

@@ -47,6 +47,20 @@ def timed(fn, repeats: int, warmup: bool = True) -> list[float]:
     return out
 
 
+def timed_alternately(fns: dict, repeats: int) -> dict[str, list[float]]:
+    """Seconds of ``repeats`` calls of each of ``fns`` (name → function), taken in turns (after one untimed call
+    each): a ratio of two of them is not skewed by the machine's speed drifting between two blocks of runs."""
+    for fn in fns.values():
+        fn()
+    out = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            out[name].append(time.perf_counter() - t0)
+    return out
+
+
 @contextmanager
 def served(demo):
     """``demo`` served on a free loopback port as app.py serves it (tests/served_app.launch); closed on leaving."""
