@@ -8,7 +8,9 @@ import base64
 import io
 import json
 import math
+import os
 import re
+import sys
 import threading
 import time
 import zlib
@@ -199,6 +201,22 @@ def test_the_second_cores_pass_runs_with_this_threads_torch_settings(monkeypatch
     assert there[0].startswith("guidance-pass") and there[1:] == here[1:] == (True, True, torch.bfloat16, 1)
     here, there = cores.side_by_side(settings, settings)
     assert there[0].startswith("guidance-pass") and there[1:] == here[1:] and here[1:3] == (False, False)
+
+
+def own_nice() -> int:
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a thread's own nice value is Linux's")
+def test_a_runs_threads_yield_the_cpu_to_everyone_elses_events(monkeypatch):
+    """The thread that samples and the second core's thread run at RUN_NICE (a waiting slider render goes
+    first); the thread that called the run, one of Gradio's workers that serve every event, keeps its priority."""
+    monkeypatch.setattr(cores, "events_in_process", lambda: 1)
+    here = own_nice()
+    assert here < cores.RUN_NICE  # (else this test shows nothing)
+    seen = list(sampling.stream_latest(own_nice() for _ in range(1)))  # computed in the sampling thread
+    second = cores.beside(own_nice).result()
+    assert seen == [cores.RUN_NICE] and second == cores.RUN_NICE and own_nice() == here
 
 
 def test_a_run_through_the_app_sees_its_own_event_being_processed(client, monkeypatch):

@@ -14,7 +14,7 @@ from .. import trajectory as tr
 from ..model import CheckpointError, ModelProvider
 from ..runs import RunSettings, initial_noise
 from ..samplers import model_eps_fn
-from .cores import side_by_side
+from .cores import side_by_side, yield_to_events
 
 STREAM_INTERVAL_S = 0.5  # at most 2 streamed frames per second; every step is still recorded. Each streamed
 # frame costs the server 3 PNGs and the browser 3 fetches, and slows the model (GIL, 2 cores). Measured for
@@ -118,6 +118,7 @@ def stream_latest(work, interval: float = STREAM_INTERVAL_S, stop: threading.Eve
     done, first = threading.Event(), threading.Event()
 
     def worker():
+        yield_to_events()
         try:
             for item in work:
                 latest[:] = [item]
