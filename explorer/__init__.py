@@ -6,9 +6,3 @@ import os
 # this 2-core machine (measured: 2.5 s instead of 50 ms per model call). Sleeping waiters keep the
 # cost of contention proportional. Must be set before torch loads its OpenMP runtime.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-# Freed memory is kept for the next network pass rather than handed back to the kernel and faulted in afresh
-# (explorer/allocator.py: the digit model's pass 20.7 → 16.6 ms).
-from .allocator import keep_freed_memory  # noqa: E402
-
-keep_freed_memory()
