@@ -109,7 +109,8 @@ def stop_switch() -> gr.State:
 def stream_latest(work, interval: float = STREAM_INTERVAL_S, stop: threading.Event | None = None):
     """Run the iterator ``work`` in a thread; yield its newest item at once, then every ``interval`` s, then its last.
 
-    Sampling goes on while Gradio sends a streamed frame (a plain generator would pause for it). Setting
+    Sampling goes on while Gradio sends a streamed frame (a plain generator would pause for it), in a thread that
+    yields the CPU to everyone else's events when the cores are busy (:func:`.cores.yield_to_events`). Setting
     ``stop`` ends the work after its current item, and the last item is yielded as usual; closing this
     generator (an API client cancels the event) stops the worker too.
     """
