@@ -213,7 +213,8 @@ def test_a_runs_threads_yield_the_cpu_to_everyone_elses_events(monkeypatch):
     first); the thread that called the run, one of Gradio's workers that serve every event, keeps its priority."""
     monkeypatch.setattr(cores, "events_in_process", lambda: 1)
     here = own_nice()
-    assert here < cores.RUN_NICE  # (else this test shows nothing)
+    if here >= cores.RUN_NICE:
+        pytest.skip(f"the tests already run at nice {here}: a lower priority cannot be seen here")
     seen = list(sampling.stream_latest(own_nice() for _ in range(1)))  # computed in the sampling thread
     second = cores.beside(own_nice).result()
     assert seen == [cores.RUN_NICE] and second == cores.RUN_NICE and own_nice() == here
