@@ -71,6 +71,13 @@ def wait_held(page, at_least, timeout=180_000):  # generous: DDPM × 16 crawls w
                            timeout=timeout)
 
 
+def with_run_id(chunk: str, run_id: str) -> str:
+    """A chunk of frames as a run of its own (``run_id``), so that no earlier test's run is continued."""
+    payload = json.loads(chunk)
+    payload["run"] = run_id
+    return json.dumps(payload)
+
+
 def start_sampling(page):
     """Press Sample and wait until the page holds frames of the new run."""
     old = page.locator(VIEWER).get_attribute("data-run")
@@ -166,11 +173,6 @@ def test_a_frame_chosen_while_a_late_preview_unpacks_stays_shown(page):
             chunks[k] = frames_payload(traj, k, k + 1, preview=True, earlier=0 if k == 2 else 5)
     chunks["end"] = frames_payload(traj)
 
-    def own_run(text):  # a run id of its own, so no earlier test's run is continued
-        payload = json.loads(text)
-        payload["run"] = "late-preview-test"
-        return json.dumps(payload)
-
     shown = page.evaluate("""async ([first, late, end]) => {
       const rev = window.ddpmReverse, root = () => document.querySelector('#reverse-viewer .ddpm-rev-viewer');
       await rev.append(first);
@@ -184,7 +186,7 @@ def test_a_frame_chosen_while_a_late_preview_unpacks_stays_shown(page):
       const afterPreview = root().dataset.frame;
       await rev.append(end);
       return [afterPreview, root().dataset.frame, root().dataset.frames];
-    }""", [own_run(chunks[2]), own_run(chunks[6]), own_run(chunks["end"])])
+    }""", [with_run_id(c, "late-preview-test") for c in (chunks[2], chunks[6], chunks["end"])])
     assert shown == ["1", "1", "9"]
 
 
@@ -200,11 +202,6 @@ def test_a_frame_chosen_while_the_last_chunk_unpacks_is_shown_when_it_arrives(pa
             first = frames_payload(traj, 2, 3, preview=True, earlier=0)  # frames 0-2, while sampling
     end = frames_payload(traj)
 
-    def own_run(text):
-        payload = json.loads(text)
-        payload["run"] = "last-chunk-test"
-        return json.dumps(payload)
-
     shown = page.evaluate("""async ([first, end]) => {
       const rev = window.ddpmReverse, root = () => document.querySelector('#reverse-viewer .ddpm-rev-viewer');
       await rev.append(first);
@@ -217,7 +214,7 @@ def test_a_frame_chosen_while_the_last_chunk_unpacks_is_shown_when_it_arrives(pa
       };
       try { await rev.append(end); } finally { rev.keep = keep; }
       return [root().dataset.frame, root().dataset.frames];
-    }""", [own_run(first), own_run(end)])
+    }""", [with_run_id(c, "last-chunk-test") for c in (first, end)])
     assert shown == ["7", "9"]
 
 
@@ -236,11 +233,6 @@ def test_the_first_frame_chosen_while_a_lost_chunk_is_repaired_stays_shown(page)
     last = frames_payload(traj, 5)  # the run's last chunk: frames 1-4 went in previews the page never got
     whole = frames_payload(traj)  # what the repair button brings
 
-    def own_run(text):
-        payload = json.loads(text)
-        payload["run"] = "repair-choice-test"
-        return json.dumps(payload)
-
     shown = page.evaluate("""async ([first, last, whole]) => {
       const rev = window.ddpmReverse, root = () => document.querySelector('#reverse-viewer .ddpm-rev-viewer');
       const range = document.querySelector('#reverse-frame input[type=range]');
@@ -256,7 +248,7 @@ def test_the_first_frame_chosen_while_a_lost_chunk_is_repaired_stays_shown(page)
       rev.show(0);  // the person types 0 in the frame box
       await rev.append(whole);
       return [presses, held, root().dataset.frame, range.value, root().dataset.frames];
-    }""", [own_run(first), own_run(last), own_run(whole)])
+    }""", [with_run_id(c, "repair-choice-test") for c in (first, last, whole)])
     assert shown == [1, 1, "0", "0", "9"]
 
 

@@ -37,13 +37,13 @@
       if (!this.run || this.run.id !== c.run) {
         this.pause();
         this.run = { id: c.run, batch: c.batch, h: c.h, w: c.w, cols: c.cols, gap: c.gap, numSteps: c.num_steps,
-                     frames: { x_t: [], eps: [], x0_hat: [] }, numbers: [], markers: [] };
+                     frames: { x_t: [], eps: [], x0_hat: [] }, numbers: [], markers: [], known: 0 };
         this.shown = -1;
         this.follow = this.wish === null;
       }
       const r = this.run;
       r.finished = c.finished;
-      r.known = Math.max(r.known || 0, c.end); // the frames the server has recorded (more than held if one went missing)
+      r.known = Math.max(r.known, c.end); // the frames the server has recorded (more than held if one went missing)
       if (c.earlier) await this.keep(r, c.earlier);
       await this.keep(r, c);
       // Frames are still being recorded (set once this chunk's frames are kept: a frame chosen while the last
