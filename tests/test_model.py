@@ -2,6 +2,7 @@
 
 import copy
 import json
+from dataclasses import asdict
 
 import pytest
 import torch
@@ -65,8 +66,11 @@ def test_the_shipped_checkpoint_is_what_the_training_command_builds_and_under_20
     from explorer.train import parse_args
 
     card = json.loads(card_path(DEFAULT_CHECKPOINT).read_text())
-    _, model_cfg, _, _, _ = parse_args([])
+    train_cfg, model_cfg, _, _, _ = parse_args([])
     assert UNetConfig.from_dict(card["config"]) == model_cfg
+    # the recipe too: the command's defaults are the card's (where the network ran may differ)
+    recipe = {k: v for k, v in asdict(train_cfg).items() if k != "device"}
+    assert {k: card["training"][k] for k in recipe} == recipe
     assert count_parameters(UNet(model_cfg)) == card["parameters"]
     assert DEFAULT_CHECKPOINT.stat().st_size <= 20 * 10**6
 

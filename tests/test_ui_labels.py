@@ -1,5 +1,7 @@
 """What the Reverse and img2img features write (issue 14, items 4, 10): notation rendered, counts that agree."""
 
+import dataclasses
+
 import torch
 
 from explorer import trajectory as tr
@@ -34,13 +36,14 @@ def test_img2img_defaults_to_no_class_and_says_the_input_alone_drives_it():
     assert "class 7" in drivers(RunSettings(S, steps=5, digit="7", guidance=3.0))
 
 
-def sampled_outputs(run: RunSettings) -> list:
-    """Every output the Reverse tab's run streams, on the tiny random UNet."""
+def sampled_outputs(run: RunSettings, plotted=None) -> list:
+    """Every output the Reverse tab's run streams, on the tiny random UNet (``plotted``: the page's plots)."""
     from explorer.model import ModelProvider
     from explorer.ui.reverse import sample_frames
 
     model = tiny_model()
-    return list(sample_frames(ModelProvider(lambda: (model, {"parameters": 1, "weights": "random"})), run))
+    return list(sample_frames(ModelProvider(lambda: (model, {"parameters": 1, "weights": "random"})), run,
+                              plotted=plotted))
 
 
 def test_sampling_plots_the_runs_own_schedule_right_after_the_first_frame_so_markers_follow_the_steps():
@@ -66,3 +69,17 @@ def test_a_run_with_no_second_chunk_plots_its_schedule_with_its_last():
     outputs = sampled_outputs(RunSettings(S, sampler="ddim", steps=1, n=1, digit="none"))
     assert [isinstance(out[4], go.Figure) for out in outputs][-1]
     assert sum(isinstance(out[4], go.Figure) for out in outputs) == 1
+
+
+def test_a_run_of_the_schedule_the_page_plots_sends_no_plots_and_another_schedule_is_remembered():
+    """Plots the page already shows are not re-sent (each costs a Plotly render in the page, CPU taken from the
+    run); a run of another schedule sends its own and the session remembers it as plotted."""
+    import plotly.graph_objects as go
+
+    run = RunSettings(S, sampler="ddpm", n=1, digit="none")
+    same = sampled_outputs(run, plotted=dataclasses.replace(S))  # an equal schedule, not the same object
+    assert not any(isinstance(f, go.Figure) for out in same for f in out[4:6])
+    assert not any(isinstance(out[6], type(S)) for out in same)
+    other = sampled_outputs(run, plotted=make_schedule("cosine", 20))
+    sent = [i for i, out in enumerate(other) if isinstance(out[4], go.Figure)]
+    assert sent == [1] and other[1][6] == S

@@ -188,20 +188,27 @@ def _frame_slider(traj: tr.Trajectory, k: int):
 # ---------------------------------------------------------------- handlers
 
 
-def sample_frames(provider: ModelProvider, run: RunSettings, stop: threading.Event | None = None):
-    """Stream a run: yields (state, frame slider, frames for the page, caption, ᾱ plot, log-SNR plot).
+def sample_frames(provider: ModelProvider, run: RunSettings, stop: threading.Event | None = None,
+                  plotted: Schedule | None = None):
+    """Stream a run: yields (state, frame slider, frames for the page, caption, ᾱ plot, log-SNR plot, plotted).
 
     While sampling, the page gets the newest frame to show and the frames recorded since the last one; at the
     end, the frames not sent yet, so every frame goes once. The ᾱ and log-SNR plots of the run's schedule go
-    once too, with the second chunk (or the last, in a run that had no second). Setting ``stop`` ends the run
-    after its current step, as a normal outcome: the frames recorded so far stay, to scrub and export.
+    once too, with the second chunk (or the last, in a run that had no second), unless ``plotted``, the schedule
+    the page's plots show, is the run's: then they stay as they are. ``plotted`` is the last item (the run's
+    schedule once its plots have gone, else skipped). Setting ``stop`` ends the run after its current step, as a
+    normal outcome: the frames recorded so far stay, to scrub and export.
     """
     started = time.perf_counter()
     # the run's own schedule is plotted from its first frame on, so the markers that follow the steps sit on its
-    # curves (the plots held the page's first schedule until the run ended)
-    coef_fig, snr_fig = schedule_figures(run.schedule)
+    # curves (the plots held the page's first schedule until the run ended). Plots the page already shows are not
+    # sent again: a run of the page's first schedule (the default Sample) sends none.
+    if plotted == run.schedule:
+        plots = (gr.skip(),) * 3
+    else:
+        plots = (*schedule_figures(run.schedule), run.schedule)
     if stop is not None and stop.is_set():  # stopped while waiting for the sampling slot
-        yield gr.skip(), gr.skip(), gr.skip(), stopped_caption(None), coef_fig, snr_fig
+        yield gr.skip(), gr.skip(), gr.skip(), stopped_caption(None), *plots
         return
     # the first frame goes alone; the plots come once, with the second (Plotly's re-render of both took
     # 50–100 ms of the page's main thread before the first frame could be painted, and as much again at the end)
@@ -213,7 +220,7 @@ def sample_frames(provider: ModelProvider, run: RunSettings, stop: threading.Eve
         k = traj.count - 1  # the worker may add steps meanwhile; frames up to k are complete
         caption = (f"Sampling… step {k + 1} of {traj.num_steps} ({time.perf_counter() - started:.1f} s) — "
                    f"{run.describe()}")
-        figures = (coef_fig, snr_fig) if previews == 1 else (gr.skip(), gr.skip())
+        figures = plots if previews == 1 else (gr.skip(),) * 3
         yield (traj, gr.update(maximum=max(k, 1)), frames_payload(traj, k, k + 1, preview=True, earlier=sent),
                caption, *figures)
         previews += 1
@@ -225,7 +232,7 @@ def sample_frames(provider: ModelProvider, run: RunSettings, stop: threading.Eve
         caption = f"{stopped_caption(traj)} ({run.describe()})"
     # the frames the previews did not carry (the page asks for every frame if one of them was lost: repair_btn)
     rest = frames_payload(traj, min(sent, traj.num_frames - 1))
-    figures = (gr.skip(), gr.skip()) if previews >= 2 else (coef_fig, snr_fig)
+    figures = (gr.skip(),) * 3 if previews >= 2 else plots
     yield traj, _frame_slider(traj, traj.num_frames - 1), rest, caption, *figures
 
 
@@ -332,6 +339,7 @@ def build_reverse_tab(demo: gr.Blocks, provider: ModelProvider, forward_controls
     gr.Markdown(INTRO, latex_delimiters=LATEX)
     status = gr.Markdown("Loading the model…", elem_id="reverse-model-status")
     state = gr.State(None)  # this session's Trajectory
+    plotted = gr.State(None)  # the schedule whose ᾱ and log-SNR plots the page shows (a run sends its own if not)
     with gr.Row():
         with gr.Column(scale=1, min_width=320):
             # first in the column, so Sample and Stop are in view on arrival (they were below the fold)
@@ -369,8 +377,9 @@ def build_reverse_tab(demo: gr.Blocks, provider: ModelProvider, forward_controls
     # session's State value when a handler first asks for it, and two first asks at once (a run starting while
     # its restart press arrives) could each make one, leaving the press and Stop with a switch the run never sees.
     switch = stop_switch()
-    demo.load(lambda switch: (model_status(provider), *schedule_figures(default_schedule)), inputs=switch,
-              outputs=[status, coef_plot, snr_plot], api_name="reverse_model_status", show_progress="hidden")
+    demo.load(lambda switch: (model_status(provider), *schedule_figures(default_schedule), default_schedule),
+              inputs=switch, outputs=[status, coef_plot, snr_plot, plotted], api_name="reverse_model_status",
+              show_progress="hidden")
 
     # Sample starts a run (queued; pressing it during a run queues the next, trigger_mode "multiple"). The page
     # presses the hidden restart button with it (static/reverse.js), whose unqueued listener stops the runs of
@@ -378,13 +387,13 @@ def build_reverse_tab(demo: gr.Blocks, provider: ModelProvider, forward_controls
     # one after another, each once the previous one's event has ended (after the run it should stop, when it came
     # second; ~150 ms after the click, before the run could start, when it came first).
 
-    def sample(run: RunSettings, switch):
-        yield from sample_frames(provider, run, switch.start())
+    def sample(run: RunSettings, switch, plotted):
+        yield from sample_frames(provider, run, switch.start(), plotted)
 
-    fn, inputs = bind(sample, controls, switch)
+    fn, inputs = bind(sample, controls, switch, plotted)
     restart_btn.click(lambda switch: switch.press(), inputs=switch, api_name="reverse_restart", queue=False,
                       show_progress="hidden", trigger_mode="multiple")
-    run = sample_btn.click(fn, inputs=inputs, outputs=[state, frame, chunk, caption, coef_plot, snr_plot],
+    run = sample_btn.click(fn, inputs=inputs, outputs=[state, frame, chunk, caption, coef_plot, snr_plot, plotted],
                            api_name="reverse_sample", trigger_mode="multiple", **SAMPLING)
     run.then(None, inputs=[chunk], js=APPEND_JS, api_name=False, queue=False)  # every frame, once, at the end
     # Stop ends the run after its current step; the run itself then sends what it recorded, with the caption
