@@ -203,10 +203,8 @@ def sample_frames(provider: ModelProvider, run: RunSettings, stop: threading.Eve
     # the run's own schedule is plotted from its first frame on, so the markers that follow the steps sit on its
     # curves (the plots held the page's first schedule until the run ended). Plots the page already shows are not
     # sent again: a run of the page's first schedule (the default Sample) sends none.
-    if plotted == run.schedule:
-        plots = (gr.skip(),) * 3
-    else:
-        plots = (*schedule_figures(run.schedule), run.schedule)
+    no_plots = (gr.skip(),) * 3
+    plots = no_plots if plotted == run.schedule else (*schedule_figures(run.schedule), run.schedule)
     if stop is not None and stop.is_set():  # stopped while waiting for the sampling slot
         yield gr.skip(), gr.skip(), gr.skip(), stopped_caption(None), *plots
         return
@@ -220,7 +218,7 @@ def sample_frames(provider: ModelProvider, run: RunSettings, stop: threading.Eve
         k = traj.count - 1  # the worker may add steps meanwhile; frames up to k are complete
         caption = (f"Sampling… step {k + 1} of {traj.num_steps} ({time.perf_counter() - started:.1f} s) — "
                    f"{run.describe()}")
-        figures = plots if previews == 1 else (gr.skip(),) * 3
+        figures = plots if previews == 1 else no_plots
         yield (traj, gr.update(maximum=max(k, 1)), frames_payload(traj, k, k + 1, preview=True, earlier=sent),
                caption, *figures)
         previews += 1
@@ -232,7 +230,7 @@ def sample_frames(provider: ModelProvider, run: RunSettings, stop: threading.Eve
         caption = f"{stopped_caption(traj)} ({run.describe()})"
     # the frames the previews did not carry (the page asks for every frame if one of them was lost: repair_btn)
     rest = frames_payload(traj, min(sent, traj.num_frames - 1))
-    figures = (gr.skip(),) * 3 if previews >= 2 else plots
+    figures = no_plots if previews >= 2 else plots
     yield traj, _frame_slider(traj, traj.num_frames - 1), rest, caption, *figures
 
 

@@ -199,7 +199,7 @@
       }
       if (!n) return;
       const k = Math.min(n - 1, want);
-      if (this.wish === null) this.follow = k >= Math.max(n, this.run.known) - 1 && k > this.shown;
+      if (this.wish === null) this.follow = k >= this.run.known - 1 && k > this.shown; // known >= n
       this.draw(k);
     },
 
